@@ -1,0 +1,71 @@
+# VectorPipe — entry points. `make help` lists them; the README's quick start
+# is `make demo` and `make test`, each of which installs what it needs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+STAMP := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: help
+help: ## List every target
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: system-deps
+system-deps: ## Install the Debian packages (Open MPI, Slurm, munge, buildah, sample genomes)
+	hack/install-system-deps.sh
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip "uv==$(UV_VERSION)"
+	# mpi4py is built from source so it links the Open MPI that `mpirun` is.
+	$(BIN)/uv pip sync -q --python $(BIN)/python --require-hashes \
+		--no-binary mpi4py requirements.lock
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
+	touch $@
+
+.PHONY: install
+install: system-deps $(STAMP) ## Install system packages and the locked Python environment in .venv
+
+.PHONY: lock
+lock: ## Re-resolve requirements.lock from pyproject.toml
+	$(BIN)/uv pip compile pyproject.toml --all-extras --generate-hashes --python-version 3.11 \
+		--python-platform x86_64-unknown-linux-gnu --custom-compile-command "make lock" -o requirements.lock
+
+.PHONY: demo
+demo: install ## Run the whole pipeline on the bundled sample data (local Ray + mpirun)
+	$(BIN)/vectorpipe run examples/demo-pipeline.yaml
+
+.PHONY: sample-data
+sample-data: install ## Regenerate the bundled sample reads from Debian's genomes
+	$(BIN)/python -m vectorpipe_workloads.sampledata --out examples/data
+
+.PHONY: lint
+lint: install ## ruff lint + format check, import-linter layering contracts
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+.PHONY: fmt
+fmt: install ## Format and auto-fix with ruff
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+.PHONY: typecheck
+typecheck: install ## mypy --strict on the three packages
+	$(BIN)/mypy
+
+.PHONY: test
+test: install lint typecheck ## Install, start the services the tests need, run the whole suite
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+.PHONY: test-fast
+test-fast: install ## Unit tests only
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+.PHONY: clean
+clean: ## Remove the venv and build leftovers (caches outside the repo are kept)
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build dist

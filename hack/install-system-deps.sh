@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian packages VectorPipe needs on one machine: Open MPI for
+# stage 2, Slurm + slurmrestd + munge for the bridge's live tests, buildah and
+# debootstrap for images, and the genome/simulator packages the sample data and
+# quality benchmark draw from. Idempotent: a machine that has them all is left
+# alone (no apt-get update), so a warm machine pays nothing.
+set -euo pipefail
+
+PACKAGES=(
+  openmpi-bin libopenmpi-dev
+  slurm-wlm slurmrestd munge
+  buildah debootstrap
+  art-nextgen-simulation-tools kmer-examples bowtie2-examples
+  lua5.1 jq
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "installing Debian packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
