@@ -1,0 +1,292 @@
+"""The `VectorPipeline` spec as typed models: the one source of truth.
+
+These pydantic models are what `vectorpipe run pipeline.yaml` validates a
+pipeline with, what the operator parses a custom resource into, and what
+`hack/gen_crds.py` turns into the CRD's OpenAPI schema. Cross-field rules are
+written twice on purpose, once as CEL (`x-kubernetes-validations`, enforced by
+the API server at admission) and once as a pydantic validator (enforced by the
+local runner, which has no API server); `tests/unit/test_spec.py` runs the same
+cases through both paths. The module imports only pydantic so the operator can
+use it without pulling in the numeric stack.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+API_GROUP = "vectorpipe.io"
+API_VERSION = "v1alpha1"
+KIND = "VectorPipeline"
+
+URI_PATTERN = r"^(s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?|file:///.+|/.+)$"
+QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|Ki|Mi|Gi|Ti|Pi)?$"
+TIME_LIMIT_PATTERN = r"^([0-9]+-)?[0-9]{1,2}:[0-9]{2}:[0-9]{2}$|^[0-9]+$"
+NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+def cel(rule: str, message: str) -> dict[str, Any]:
+    """One `x-kubernetes-validations` entry for the generated CRD."""
+    return {"x-kubernetes-validations": [{"rule": rule, "message": message}]}
+
+
+def cel_many(*rules: tuple[str, str]) -> dict[str, Any]:
+    return {"x-kubernetes-validations": [{"rule": r, "message": m} for r, m in rules]}
+
+
+class SpecModel(BaseModel):
+    """Base for every spec model: camelCase on the wire, unknown fields refused."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+class S3Options(SpecModel):
+    """How to reach S3. Empty means the default AWS chain (IRSA on EKS)."""
+
+    endpoint_url: str | None = Field(
+        default=None,
+        description="S3 API endpoint, e.g. http://127.0.0.1:9000 for an S3-compatible server.",
+        pattern=r"^https?://.+$",
+    )
+    region: str | None = Field(default=None, description="AWS region of the buckets.")
+    allowed_buckets: list[str] = Field(
+        default_factory=list,
+        description="If set, input and output URIs must name one of these buckets.",
+        max_length=64,
+    )
+
+
+class InputSpec(SpecModel):
+    uri: str = Field(
+        description="Where the reads are: s3://bucket/prefix/, file:///path, or a mounted path "
+        "(FSx for Lustre). A directory or prefix takes every FASTQ/FASTA (.gz ok) under it; "
+        "a glob (*, ?) is allowed in the last path segment.",
+        pattern=URI_PATTERN,
+        max_length=2048,
+    )
+    format: Literal["auto", "fastq", "fasta"] = Field(
+        default="auto", description="Read format; auto detects per file."
+    )
+    sample: str | None = Field(
+        default=None,
+        description="Sample label stored with every row; default: the file's name.",
+        max_length=253,
+    )
+
+
+EMBEDDING_RULES = cel_many(
+    (
+        "self.method != 'kmer' || (self.k >= 2 && self.k <= 8)",
+        "kmer embeddings need 2 <= k <= 8",
+    ),
+    ("self.method == 'kmer' || self.transform == 'none'", "transform is only valid for kmer"),
+    ("self.method == 'hashed' || !has(self.dim)", "dim is only valid for method hashed"),
+    (
+        "self.method == 'minhash' || !has(self.sketchSize)",
+        "sketchSize is only valid for method minhash",
+    ),
+)
+
+
+class EmbeddingSpec(SpecModel):
+    model_config = ConfigDict(json_schema_extra=EMBEDDING_RULES)
+
+    method: Literal["kmer", "hashed", "minhash"] = Field(
+        default="kmer",
+        description="kmer: canonical k-mer frequencies; hashed: LSHVec-style hashed k-mers; "
+        "minhash: bottom-s sketch as a vector.",
+    )
+    k: int = Field(default=4, ge=2, le=31, description="k-mer length (kmer: 2..8).")
+    canonical: bool = Field(default=True, description="Count a k-mer with its reverse complement.")
+    transform: Literal["none", "clr"] = Field(
+        default="none", description="clr: centred log-ratio of k-mer counts (kmer only)."
+    )
+    dim: int | None = Field(default=None, ge=2, le=65536, description="hashed: vector length.")
+    sketch_size: int | None = Field(
+        default=None, ge=2, le=4096, description="minhash: sketch size s."
+    )
+    seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Hash seed.")
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> EmbeddingSpec:
+        if self.method == "kmer" and not 2 <= self.k <= 8:
+            raise ValueError("kmer embeddings need 2 <= k <= 8")
+        if self.method != "kmer" and self.transform != "none":
+            raise ValueError("transform is only valid for kmer")
+        if self.method != "hashed" and self.dim is not None:
+            raise ValueError("dim is only valid for method hashed")
+        if self.method != "minhash" and self.sketch_size is not None:
+            raise ValueError("sketchSize is only valid for method minhash")
+        return self
+
+
+class OutputSpec(SpecModel):
+    uri: str = Field(
+        description="Where shards, the manifest and clustering results go (s3:// or a path).",
+        pattern=URI_PATTERN,
+        max_length=2048,
+    )
+    format: Literal["parquet", "lance"] = Field(default="parquet", description="Shard format.")
+    shards: int = Field(
+        default=8, ge=1, le=100000, description="Number of shards; the same every run."
+    )
+
+
+class ResourcesSpec(SpecModel):
+    cpu: str = Field(default="1", pattern=QUANTITY_PATTERN, description="CPU request and limit.")
+    memory: str = Field(default="2Gi", pattern=QUANTITY_PATTERN, description="Memory.")
+
+
+class WorkersSpec(ResourcesSpec):
+    replicas: int = Field(default=1, ge=0, le=1000, description="Ray worker pods.")
+
+
+class RaySpec(SpecModel):
+    image: str = Field(
+        default="vectorpipe/ray-worker:0.1.0",
+        description="Image with Ray and vectorpipe_workloads.",
+        min_length=1,
+    )
+    ray_version: str = Field(default="2.60.0", description="Ray version in the image.")
+    service_account_name: str | None = Field(
+        default=None, description="ServiceAccount (IRSA) for the Ray pods.", pattern=NAME_PATTERN
+    )
+    head: ResourcesSpec = Field(default_factory=ResourcesSpec)
+    workers: WorkersSpec = Field(default_factory=WorkersSpec)
+    shutdown_after_job_finishes: bool = Field(default=True)
+    ttl_seconds_after_finished: int = Field(default=600, ge=0, le=604800)
+    active_deadline_seconds: int | None = Field(default=None, ge=1, le=2592000)
+    backoff_limit: int = Field(default=0, ge=0, le=10, description="RayJob retries.")
+    batch_size: int = Field(
+        default=65536, ge=256, le=4_194_304, description="Reads per record batch."
+    )
+
+
+class SecretKeyRef(SpecModel):
+    name: str = Field(pattern=NAME_PATTERN, max_length=253)
+    key: str = Field(default="token", min_length=1, max_length=253)
+
+
+class SlurmSpec(SpecModel):
+    endpoint: str | None = Field(
+        default=None,
+        description="slurmrestd URL, e.g. https://head-node:8082. Unset: run locally.",
+        pattern=r"^https?://.+$",
+    )
+    token_secret_ref: SecretKeyRef | None = Field(
+        default=None, description="Secret holding the slurmrestd JWT."
+    )
+    user: str = Field(default="vectorpipe", description="Slurm user the token belongs to.")
+    partition: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
+    nodes: int = Field(default=1, ge=1, le=10000)
+    ntasks_per_node: int = Field(default=2, ge=1, le=1024)
+    cpus_per_task: int = Field(default=1, ge=1, le=1024)
+    time_limit: str = Field(default="01:00:00", pattern=TIME_LIMIT_PATTERN)
+    account: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
+    qos: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
+
+    @property
+    def ranks(self) -> int:
+        return self.nodes * self.ntasks_per_node
+
+
+class AppSpec(SpecModel):
+    name: Literal["kmeans"] = Field(default="kmeans")
+    clusters: int = Field(default=20, ge=2, le=100000)
+    max_iterations: int = Field(default=100, ge=1, le=100000)
+    tolerance: float = Field(default=1e-4, ge=0.0, le=1.0)
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    csv: bool = Field(default=False, description="Also write the seed's CSV files.")
+
+
+class HpcSpec(SpecModel):
+    slurm: SlurmSpec = Field(default_factory=SlurmSpec)
+    app: AppSpec = Field(default_factory=AppSpec)
+
+
+PIPELINE_RULES = cel_many(
+    ("self.input.uri != self.output.uri", "output.uri must differ from input.uri"),
+    (
+        "!has(self.hpc) || !has(self.hpc.slurm) || !has(self.hpc.slurm.endpoint) "
+        "|| has(self.hpc.slurm.tokenSecretRef)",
+        "hpc.slurm.tokenSecretRef is required when hpc.slurm.endpoint is set",
+    ),
+)
+
+
+class VectorPipelineSpec(SpecModel):
+    model_config = ConfigDict(json_schema_extra=PIPELINE_RULES)
+
+    input: InputSpec
+    embedding: EmbeddingSpec = Field(default_factory=EmbeddingSpec)
+    output: OutputSpec
+    s3: S3Options = Field(default_factory=S3Options)
+    ray: RaySpec = Field(default_factory=RaySpec)
+    hpc: HpcSpec = Field(default_factory=HpcSpec)
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> VectorPipelineSpec:
+        if self.input.uri == self.output.uri:
+            raise ValueError("output.uri must differ from input.uri")
+        slurm = self.hpc.slurm
+        if slurm.endpoint is not None and slurm.token_secret_ref is None:
+            raise ValueError("hpc.slurm.tokenSecretRef is required when hpc.slurm.endpoint is set")
+        for uri in (self.input.uri, self.output.uri):
+            bucket = s3_bucket(uri)
+            if bucket and self.s3.allowed_buckets and bucket not in self.s3.allowed_buckets:
+                raise ValueError(f"bucket {bucket!r} is not in s3.allowedBuckets")
+        return self
+
+    @property
+    def dim(self) -> int:
+        return embedding_dim(self.embedding)
+
+
+def s3_bucket(uri: str) -> str | None:
+    """The bucket of an s3:// URI, or None for a path."""
+    if not uri.startswith("s3://"):
+        return None
+    return uri[5:].split("/", 1)[0]
+
+
+def embedding_dim(e: EmbeddingSpec) -> int:
+    """Vector length an embedding spec produces (derived, never configured for kmer)."""
+    if e.method == "kmer":
+        if not e.canonical:
+            return int(4**e.k)
+        palindromes = 4 ** (e.k // 2) if e.k % 2 == 0 else 0
+        return int((4**e.k + palindromes) // 2)
+    if e.method == "hashed":
+        return e.dim if e.dim is not None else 100
+    return e.sketch_size if e.sketch_size is not None else 64
+
+
+class PipelineDocument(BaseModel):
+    """A whole `VectorPipeline` object as a user writes it in YAML."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    api_version: str = Field(alias="apiVersion")
+    kind: str
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: VectorPipelineSpec
+
+    @model_validator(mode="after")
+    def _kind(self) -> PipelineDocument:
+        if self.api_version != f"{API_GROUP}/{API_VERSION}":
+            raise ValueError(f"apiVersion must be {API_GROUP}/{API_VERSION}")
+        if self.kind != KIND:
+            raise ValueError(f"kind must be {KIND}")
+        name = self.metadata.get("name", "")
+        if not isinstance(name, str) or not re.match(NAME_PATTERN, name) or len(name) > 63:
+            raise ValueError("metadata.name must be a DNS-1123 label of at most 63 characters")
+        return self
+
+    @property
+    def name(self) -> str:
+        return str(self.metadata["name"])
