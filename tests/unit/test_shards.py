@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -30,7 +32,7 @@ def test_shard_bounds_cover_rows_once_and_balance(total: int, shards: int) -> No
     bounds = shard_bounds(total, shards)
     assert len(bounds) == shards
     assert bounds[0][0] == 0 and bounds[-1][1] == total
-    assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:], strict=False))
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))
     sizes = [e - s for s, e in bounds]
     assert max(sizes) - min(sizes) <= 1
 
