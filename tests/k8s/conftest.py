@@ -26,7 +26,9 @@ from controlplane import ControlPlane, ControlPlaneError, Toolchain  # noqa: E40
 def pytest_configure(config: pytest.Config) -> None:
     # Registered here too so this folder runs cleanly under --strict-markers
     # even before the root configuration lists the markers.
-    config.addinivalue_line("markers", "k8s: needs the real Kubernetes control plane (hack/k8s/build.sh)")
+    config.addinivalue_line(
+        "markers", "k8s: needs the real Kubernetes control plane (hack/k8s/build.sh)"
+    )
     config.addinivalue_line("markers", "slow: takes tens of seconds or more")
 
 
@@ -67,14 +69,19 @@ def kuberay(k8s: ControlPlane) -> ControlPlane:
 def namespace(k8s: ControlPlane, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh namespace for one test, deleted (without waiting) afterwards."""
     # Namespace names are DNS labels: lower case, at most 63 characters.
-    prefix = "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:40].strip("-") or "test"
+    prefix = (
+        "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:40].strip("-")
+        or "test"
+    )
     name = k8s.create_namespace(prefix)
     yield name
     k8s.delete_namespace(name, wait=False)
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, None, None]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, None, None]:
     outcome = yield
     report: pytest.TestReport = outcome.get_result()
     funcargs = getattr(item, "funcargs", {})

@@ -200,18 +200,30 @@ def _issue(
     if is_ca:
         builder = builder.add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                crl_sign=True, encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         ).add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
     else:
         builder = builder.add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=True,
-                data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                crl_sign=False, encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=True,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -286,7 +298,12 @@ class ControlPlane:
             self._start_scheduler(deadline)
             self._wait(
                 "default ServiceAccount (controller-manager reconciling)",
-                lambda: self.kubectl("get", "serviceaccount", "default", "-n", "default", check=False).returncode == 0,
+                lambda: (
+                    self.kubectl(
+                        "get", "serviceaccount", "default", "-n", "default", check=False
+                    ).returncode
+                    == 0
+                ),
                 deadline,
             )
         except BaseException as exc:
@@ -344,14 +361,18 @@ class ControlPlane:
     ) -> "subprocess.CompletedProcess[str]":
         """Run the pinned kubectl against this cluster; raise on failure if check."""
         cmd = [str(self.toolchain.binary("kubectl")), f"--kubeconfig={self.kubeconfig}", *args]
-        res = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout, check=False)
+        res = subprocess.run(
+            cmd, input=input, capture_output=True, text=True, timeout=timeout, check=False
+        )
         if check and res.returncode != 0:
             raise ControlPlaneError(
                 f"kubectl {' '.join(args)} exited {res.returncode}:\n{res.stderr.strip()}"
             )
         return res
 
-    def helm(self, *args: str, check: bool = True, timeout: float = 300.0) -> "subprocess.CompletedProcess[str]":
+    def helm(
+        self, *args: str, check: bool = True, timeout: float = 300.0
+    ) -> "subprocess.CompletedProcess[str]":
         """Run the pinned helm against this cluster, with its caches in the temp dir."""
         helm_home = self.workdir / "helm"
         env = {
@@ -361,9 +382,13 @@ class ControlPlane:
             "HELM_DATA_HOME": str(helm_home / "data"),
         }
         cmd = [str(self.toolchain.binary("helm")), f"--kubeconfig={self.kubeconfig}", *args]
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, check=False)
+        res = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout, env=env, check=False
+        )
         if check and res.returncode != 0:
-            raise ControlPlaneError(f"helm {' '.join(args)} exited {res.returncode}:\n{res.stderr.strip()}")
+            raise ControlPlaneError(
+                f"helm {' '.join(args)} exited {res.returncode}:\n{res.stderr.strip()}"
+            )
         return res
 
     def version(self) -> dict[str, str]:
@@ -381,17 +406,30 @@ class ControlPlane:
         names: list[str] = []
         for path in paths:
             res = self.kubectl(
-                "apply", "--server-side", "--force-conflicts", "--field-manager=vectorpipe-tests",
-                "-o", "name", "-f", str(path), timeout=timeout,
+                "apply",
+                "--server-side",
+                "--force-conflicts",
+                "--field-manager=vectorpipe-tests",
+                "-o",
+                "name",
+                "-f",
+                str(path),
+                timeout=timeout,
             )
             names += [line.strip() for line in res.stdout.splitlines() if line.strip()]
         if names:
-            self.kubectl("wait", "--for=condition=Established", f"--timeout={int(timeout)}s", *names,
-                         timeout=timeout + 10)
+            self.kubectl(
+                "wait",
+                "--for=condition=Established",
+                f"--timeout={int(timeout)}s",
+                *names,
+                timeout=timeout + 10,
+            )
         return [n.split("/", 1)[-1] for n in names]
 
-    def create_namespace(self, prefix: str = "test", wait_for_default_sa: bool = True,
-                         timeout: float = 60.0) -> str:
+    def create_namespace(
+        self, prefix: str = "test", wait_for_default_sa: bool = True, timeout: float = 60.0
+    ) -> str:
         """Create a uniquely named namespace and return its name.
 
         By default it waits for the `default` ServiceAccount, because the
@@ -403,17 +441,29 @@ class ControlPlane:
         if wait_for_default_sa:
             self._wait(
                 f"default ServiceAccount in {name}",
-                lambda: self.kubectl("get", "serviceaccount", "default", "-n", name, check=False).returncode == 0,
+                lambda: (
+                    self.kubectl(
+                        "get", "serviceaccount", "default", "-n", name, check=False
+                    ).returncode
+                    == 0
+                ),
                 time.monotonic() + timeout,
             )
         return name
 
     def delete_namespace(self, name: str, wait: bool = False) -> None:
-        self.kubectl("delete", "namespace", name, "--ignore-not-found", f"--wait={str(wait).lower()}",
-                     timeout=180.0)
+        self.kubectl(
+            "delete",
+            "namespace",
+            name,
+            "--ignore-not-found",
+            f"--wait={str(wait).lower()}",
+            timeout=180.0,
+        )
 
-    def wait_for(self, what: str, predicate: Callable[[], bool], timeout: float = 60.0,
-                 interval: float = 0.5) -> None:
+    def wait_for(
+        self, what: str, predicate: Callable[[], bool], timeout: float = 60.0, interval: float = 0.5
+    ) -> None:
         """Poll predicate until true; fail with component log tails otherwise."""
         self._wait(what, predicate, time.monotonic() + timeout, interval)
 
@@ -441,8 +491,11 @@ class ControlPlane:
             *(f"--config={p}" for p in stage_files),
         ]
         # HOME points into the temp dir so kwok never picks up a ~/.kwok/kwok.yaml.
-        self._spawn("kwok", [str(self.toolchain.binary("kwok")), *args],
-                    env={**os.environ, "HOME": str(self.workdir)})
+        self._spawn(
+            "kwok",
+            [str(self.toolchain.binary("kwok")), *args],
+            env={**os.environ, "HOME": str(self.workdir)},
+        )
         node = {
             "apiVersion": "v1",
             "kind": "Node",
@@ -485,7 +538,11 @@ class ControlPlane:
             "--enable-leader-election=false",
             "--log-stdout-encoder=console",
         ]
-        self._spawn("kuberay-operator", [str(self.toolchain.binary("kuberay-operator")), *args], env=self.env)
+        self._spawn(
+            "kuberay-operator",
+            [str(self.toolchain.binary("kuberay-operator")), *args],
+            env=self.env,
+        )
         self._wait(
             "KubeRay operator /readyz",
             lambda: self._http_ok(f"http://127.0.0.1:{probe_port}/readyz"),
@@ -505,9 +562,16 @@ class ControlPlane:
         kubernetes_service_ip = str(next(network.hosts()))
         serving_key = _new_key()
         serving = _issue(
-            serving_key, "kube-apiserver", issuer=(ca, ca_key),
-            server_names=["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-                          "kubernetes.default.svc.cluster.local"],
+            serving_key,
+            "kube-apiserver",
+            issuer=(ca, ca_key),
+            server_names=[
+                "localhost",
+                "kubernetes",
+                "kubernetes.default",
+                "kubernetes.default.svc",
+                "kubernetes.default.svc.cluster.local",
+            ],
             server_ips=["127.0.0.1", kubernetes_service_ip],
         )
         _write_key(self.pki.key("apiserver"), serving_key)
@@ -523,7 +587,24 @@ class ControlPlane:
         for name, (cn, orgs) in clients.items():
             key = _new_key()
             _write_key(self.pki.key(name), key)
-            _write_cert(self.pki.cert(name), _issue(key, cn, organizations=orgs, issuer=(ca, ca_key), client=True))
+            _write_cert(
+                self.pki.cert(name),
+                _issue(key, cn, organizations=orgs, issuer=(ca, ca_key), client=True),
+            )
+
+        # A separate CA for the front proxy, as kubeadm does: the API server
+        # publishes it in extension-apiserver-authentication, where the
+        # controller-manager's and scheduler's delegated authentication expect
+        # it (without it they log a CA-bundle error every few seconds), and
+        # aggregated API servers would need it too.
+        fp_ca_key = _new_key()
+        fp_ca = _issue(fp_ca_key, "vectorpipe-test-front-proxy-ca", is_ca=True)
+        _write_key(self.pki.key("front-proxy-ca"), fp_ca_key)
+        _write_cert(self.pki.cert("front-proxy-ca"), fp_ca)
+        fp_key = _new_key()
+        _write_key(self.pki.key("front-proxy-client"), fp_key)
+        _write_cert(self.pki.cert("front-proxy-client"),
+                    _issue(fp_key, "front-proxy-client", issuer=(fp_ca, fp_ca_key), client=True))
 
         sa_key = _new_key()
         _write_key(self.pki.sa_key, sa_key)
@@ -542,31 +623,65 @@ class ControlPlane:
         config = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": "vectorpipe-test", "cluster": {
-                "server": self.server, "certificate-authority-data": b64(self.pki.ca_cert)}}],
-            "users": [{"name": client, "user": {
-                "client-certificate-data": b64(self.pki.cert(client)),
-                "client-key-data": b64(self.pki.key(client))}}],
-            "contexts": [{"name": "vectorpipe-test", "context": {
-                "cluster": "vectorpipe-test", "user": client, "namespace": "default"}}],
+            "clusters": [
+                {
+                    "name": "vectorpipe-test",
+                    "cluster": {
+                        "server": self.server,
+                        "certificate-authority-data": b64(self.pki.ca_cert),
+                    },
+                }
+            ],
+            "users": [
+                {
+                    "name": client,
+                    "user": {
+                        "client-certificate-data": b64(self.pki.cert(client)),
+                        "client-key-data": b64(self.pki.key(client)),
+                    },
+                }
+            ],
+            "contexts": [
+                {
+                    "name": "vectorpipe-test",
+                    "context": {
+                        "cluster": "vectorpipe-test",
+                        "user": client,
+                        "namespace": "default",
+                    },
+                }
+            ],
             "current-context": "vectorpipe-test",
         }
         path.write_text(json.dumps(config, indent=2))
         path.chmod(0o600)
 
-    def _spawn(self, name: str, cmd: Sequence[str], env: Mapping[str, str] | None = None) -> _Process:
+    def _spawn(
+        self, name: str, cmd: Sequence[str], env: Mapping[str, str] | None = None
+    ) -> _Process:
         log = self.logs_dir / f"{name}.log"
         with open(log, "ab") as fh:
             popen = subprocess.Popen(
-                list(cmd), stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                cwd=self.workdir, env=dict(env) if env is not None else None, start_new_session=True,
+                list(cmd),
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.workdir,
+                env=dict(env) if env is not None else None,
+                start_new_session=True,
             )
         proc = _Process(name, popen, log)
         self._procs.append(proc)
         return proc
 
-    def _wait(self, what: str, predicate: Callable[[], bool], deadline: float,
-              interval: float = 0.5, watch: Sequence[str] | None = None) -> None:
+    def _wait(
+        self,
+        what: str,
+        predicate: Callable[[], bool],
+        deadline: float,
+        interval: float = 0.5,
+        watch: Sequence[str] | None = None,
+    ) -> None:
         """Poll until predicate() is true; fail early if a watched process died."""
         watched = [p for p in self._procs if watch is None or p.name in watch]
         last_error = ""
@@ -584,7 +699,9 @@ class ControlPlane:
             except Exception as exc:  # the thing is not up yet; keep the reason
                 last_error = f"{type(exc).__name__}: {exc}"
             if time.monotonic() > deadline:
-                raise ControlPlaneError(f"timed out waiting for {what} ({last_error or 'not ready'})")
+                raise ControlPlaneError(
+                    f"timed out waiting for {what} ({last_error or 'not ready'})"
+                )
             time.sleep(interval)
 
     def _ssl_context(self) -> ssl.SSLContext:
@@ -593,7 +710,9 @@ class ControlPlane:
         return ctx
 
     def _api_get(self, path: str, timeout: float = 10.0) -> str:
-        with urllib.request.urlopen(self.server + path, context=self._ssl_context(), timeout=timeout) as r:
+        with urllib.request.urlopen(
+            self.server + path, context=self._ssl_context(), timeout=timeout
+        ) as r:
             body: bytes = r.read()
             return body.decode()
 
@@ -619,94 +738,128 @@ class ControlPlane:
         client_port, peer_port = free_ports(2)
         self._etcd_url = f"http://127.0.0.1:{client_port}"
         peer_url = f"http://127.0.0.1:{peer_port}"
-        self._spawn("etcd", [
-            str(self.toolchain.binary("etcd")),
-            "--name=default",
-            f"--data-dir={self.workdir / 'etcd'}",
-            f"--listen-client-urls={self._etcd_url}",
-            f"--advertise-client-urls={self._etcd_url}",
-            f"--listen-peer-urls={peer_url}",
-            f"--initial-advertise-peer-urls={peer_url}",
-            f"--initial-cluster=default={peer_url}",
-            # Test data is disposable; skipping fsync makes every write much
-            # cheaper on slow CI disks.
-            "--unsafe-no-fsync",
-            "--log-level=warn",
-        ])
-        self._wait("etcd /health", lambda: self._http_ok(f"{self._etcd_url}/health"), deadline, watch=("etcd",))
+        self._spawn(
+            "etcd",
+            [
+                str(self.toolchain.binary("etcd")),
+                "--name=vectorpipe-test",
+                f"--data-dir={self.workdir / 'etcd'}",
+                f"--listen-client-urls={self._etcd_url}",
+                f"--advertise-client-urls={self._etcd_url}",
+                f"--listen-peer-urls={peer_url}",
+                f"--initial-advertise-peer-urls={peer_url}",
+                f"--initial-cluster=vectorpipe-test={peer_url}",
+                # Test data is disposable; skipping fsync makes every write much
+                # cheaper on slow CI disks.
+                "--unsafe-no-fsync",
+                "--log-level=warn",
+            ],
+        )
+        self._wait(
+            "etcd /health",
+            lambda: self._http_ok(f"{self._etcd_url}/health"),
+            deadline,
+            watch=("etcd",),
+        )
 
     def _start_apiserver(self, deadline: float) -> None:
         (port,) = free_ports(1)
         self.server = f"https://127.0.0.1:{port}"
-        self._spawn("kube-apiserver", [
-            str(self.toolchain.binary("kube-apiserver")),
-            f"--etcd-servers={self._etcd_url}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
-            f"--secure-port={port}",
-            f"--cert-dir={self.workdir / 'apiserver-certs'}",
-            f"--tls-cert-file={self.pki.cert('apiserver')}",
-            f"--tls-private-key-file={self.pki.key('apiserver')}",
-            f"--client-ca-file={self.pki.ca_cert}",
-            "--authorization-mode=Node,RBAC",
-            f"--service-cluster-ip-range={self.service_cidr}",
-            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-            f"--service-account-key-file={self.pki.sa_pub}",
-            f"--service-account-signing-key-file={self.pki.sa_key}",
+        self._spawn(
+            "kube-apiserver",
+            [
+                str(self.toolchain.binary("kube-apiserver")),
+                f"--etcd-servers={self._etcd_url}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={port}",
+                f"--cert-dir={self.workdir / 'apiserver-certs'}",
+                f"--tls-cert-file={self.pki.cert('apiserver')}",
+                f"--tls-private-key-file={self.pki.key('apiserver')}",
+                f"--client-ca-file={self.pki.ca_cert}",
+                "--authorization-mode=Node,RBAC",
+                f"--service-cluster-ip-range={self.service_cidr}",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-account-key-file={self.pki.sa_pub}",
+                f"--service-account-signing-key-file={self.pki.sa_key}",
+                f"--requestheader-client-ca-file={self.pki.cert('front-proxy-ca')}",
+            "--requestheader-allowed-names=front-proxy-client",
+            "--requestheader-username-headers=X-Remote-User",
+            "--requestheader-group-headers=X-Remote-Group",
+            "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+            f"--proxy-client-cert-file={self.pki.cert('front-proxy-client')}",
+            f"--proxy-client-key-file={self.pki.key('front-proxy-client')}",
             "--allow-privileged=true",
-            # The default reconciler would publish 127.0.0.1 as the endpoint of
-            # the `kubernetes` Service, which the API validation rejects (loopback),
-            # logging errors forever; no pod here ever dials that Service.
-            "--endpoint-reconciler-type=none",
-            "--profiling=false",
-        ])
-        self._wait("kube-apiserver /readyz", lambda: self._api_get("/readyz") == "ok", deadline,
-                   watch=("etcd", "kube-apiserver"))
+                # The default reconciler would publish 127.0.0.1 as the endpoint of
+                # the `kubernetes` Service, which the API validation rejects (loopback),
+                # logging errors forever; no pod here ever dials that Service.
+                "--endpoint-reconciler-type=none",
+                "--profiling=false",
+            ],
+        )
+        self._wait(
+            "kube-apiserver /readyz",
+            lambda: self._api_get("/readyz") == "ok",
+            deadline,
+            watch=("etcd", "kube-apiserver"),
+        )
         self._write_kubeconfig(self.kubeconfig, "admin")
 
     def _start_controller_manager(self, deadline: float) -> None:
         kubeconfig = self.workdir / "controller-manager.kubeconfig"
         self._write_kubeconfig(kubeconfig, "controller-manager")
         (port,) = free_ports(1)
-        self._spawn("kube-controller-manager", [
-            str(self.toolchain.binary("kube-controller-manager")),
-            f"--kubeconfig={kubeconfig}",
-            f"--authentication-kubeconfig={kubeconfig}",
-            f"--authorization-kubeconfig={kubeconfig}",
-            "--bind-address=127.0.0.1",
-            f"--secure-port={port}",
-            f"--cert-dir={self.workdir / 'controller-manager-certs'}",
-            "--leader-elect=false",
-            # Root CA for the kube-root-ca.crt ConfigMaps and the SA signing key
-            # for token Secrets: together they make in-cluster SA credentials work.
-            f"--root-ca-file={self.pki.ca_cert}",
-            f"--service-account-private-key-file={self.pki.sa_key}",
-            # Each controller acts as its own ServiceAccount, so RBAC applies to
-            # controllers exactly as it does in a real cluster.
-            "--use-service-account-credentials=true",
-            f"--cluster-signing-cert-file={self.pki.ca_cert}",
-            f"--cluster-signing-key-file={self.pki.ca_key}",
-            f"--service-cluster-ip-range={self.service_cidr}",
-            "--controllers=*",
-        ])
-        self._wait("kube-controller-manager /healthz",
-                   lambda: self._http_ok(f"https://127.0.0.1:{port}/healthz", insecure=True), deadline,
-                   watch=("kube-apiserver", "kube-controller-manager"))
+        self._spawn(
+            "kube-controller-manager",
+            [
+                str(self.toolchain.binary("kube-controller-manager")),
+                f"--kubeconfig={kubeconfig}",
+                f"--authentication-kubeconfig={kubeconfig}",
+                f"--authorization-kubeconfig={kubeconfig}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={port}",
+                f"--cert-dir={self.workdir / 'controller-manager-certs'}",
+                "--leader-elect=false",
+                # Root CA for the kube-root-ca.crt ConfigMaps and the SA signing key
+                # for token Secrets: together they make in-cluster SA credentials work.
+                f"--root-ca-file={self.pki.ca_cert}",
+                f"--service-account-private-key-file={self.pki.sa_key}",
+                # Each controller acts as its own ServiceAccount, so RBAC applies to
+                # controllers exactly as it does in a real cluster.
+                "--use-service-account-credentials=true",
+                f"--cluster-signing-cert-file={self.pki.ca_cert}",
+                f"--cluster-signing-key-file={self.pki.ca_key}",
+                f"--service-cluster-ip-range={self.service_cidr}",
+                "--controllers=*",
+            ],
+        )
+        self._wait(
+            "kube-controller-manager /healthz",
+            lambda: self._http_ok(f"https://127.0.0.1:{port}/healthz", insecure=True),
+            deadline,
+            watch=("kube-apiserver", "kube-controller-manager"),
+        )
 
     def _start_scheduler(self, deadline: float) -> None:
         kubeconfig = self.workdir / "scheduler.kubeconfig"
         self._write_kubeconfig(kubeconfig, "scheduler")
         (port,) = free_ports(1)
-        self._spawn("kube-scheduler", [
-            str(self.toolchain.binary("kube-scheduler")),
-            f"--kubeconfig={kubeconfig}",
-            f"--authentication-kubeconfig={kubeconfig}",
-            f"--authorization-kubeconfig={kubeconfig}",
-            "--bind-address=127.0.0.1",
-            f"--secure-port={port}",
-            f"--cert-dir={self.workdir / 'scheduler-certs'}",
-            "--leader-elect=false",
-        ])
-        self._wait("kube-scheduler /healthz",
-                   lambda: self._http_ok(f"https://127.0.0.1:{port}/healthz", insecure=True), deadline,
-                   watch=("kube-apiserver", "kube-scheduler"))
+        self._spawn(
+            "kube-scheduler",
+            [
+                str(self.toolchain.binary("kube-scheduler")),
+                f"--kubeconfig={kubeconfig}",
+                f"--authentication-kubeconfig={kubeconfig}",
+                f"--authorization-kubeconfig={kubeconfig}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={port}",
+                f"--cert-dir={self.workdir / 'scheduler-certs'}",
+                "--leader-elect=false",
+            ],
+        )
+        self._wait(
+            "kube-scheduler /healthz",
+            lambda: self._http_ok(f"https://127.0.0.1:{port}/healthz", insecure=True),
+            deadline,
+            watch=("kube-apiserver", "kube-scheduler"),
+        )

@@ -34,16 +34,29 @@ def test_rbac_is_enforced(k8s: ControlPlane, namespace: str) -> None:
     subject = f"system:serviceaccount:{namespace}:default"
 
     def can_list_secrets() -> str:
-        res = k8s.kubectl("auth", "can-i", "list", "secrets", "-n", namespace, f"--as={subject}", check=False)
+        res = k8s.kubectl(
+            "auth", "can-i", "list", "secrets", "-n", namespace, f"--as={subject}", check=False
+        )
         return res.stdout.strip()
 
     assert can_list_secrets() == "no"
-    k8s.kubectl("create", "role", "secret-reader", "-n", namespace, "--verb=get,list", "--resource=secrets")
-    k8s.kubectl("create", "rolebinding", "secret-reader", "-n", namespace, "--role=secret-reader",
-                f"--serviceaccount={namespace}:default")
+    k8s.kubectl(
+        "create", "role", "secret-reader", "-n", namespace, "--verb=get,list", "--resource=secrets"
+    )
+    k8s.kubectl(
+        "create",
+        "rolebinding",
+        "secret-reader",
+        "-n",
+        namespace,
+        "--role=secret-reader",
+        f"--serviceaccount={namespace}:default",
+    )
     assert can_list_secrets() == "yes"
     # The grant is namespaced: other namespaces stay closed.
-    res = k8s.kubectl("auth", "can-i", "list", "secrets", "-n", "default", f"--as={subject}", check=False)
+    res = k8s.kubectl(
+        "auth", "can-i", "list", "secrets", "-n", "default", f"--as={subject}", check=False
+    )
     assert res.stdout.strip() == "no"
 
 
@@ -58,14 +71,18 @@ def test_kuberay_crds_established(k8s: ControlPlane) -> None:
 
 def test_owner_reference_garbage_collection(k8s: ControlPlane, namespace: str) -> None:
     k8s.kubectl("create", "configmap", "owner", "-n", namespace, "--from-literal=a=b")
-    owner_uid = k8s.kubectl("get", "configmap", "owner", "-n", namespace, "-o", "jsonpath={.metadata.uid}").stdout
+    owner_uid = k8s.kubectl(
+        "get", "configmap", "owner", "-n", namespace, "-o", "jsonpath={.metadata.uid}"
+    ).stdout
     child = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {
             "name": "child",
             "namespace": namespace,
-            "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner_uid}],
+            "ownerReferences": [
+                {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner_uid}
+            ],
         },
         "data": {"c": "d"},
     }
@@ -75,10 +92,14 @@ def test_owner_reference_garbage_collection(k8s: ControlPlane, namespace: str) -
     k8s.kubectl("delete", "configmap", "owner", "-n", namespace, "--cascade=background")
     k8s.wait_for(
         "child ConfigMap garbage-collected",
-        lambda: k8s.kubectl("get", "configmap", "child", "-n", namespace, check=False).returncode != 0,
+        lambda: (
+            k8s.kubectl("get", "configmap", "child", "-n", namespace, check=False).returncode != 0
+        ),
         timeout=60,
     )
-    assert "NotFound" in k8s.kubectl("get", "configmap", "child", "-n", namespace, check=False).stderr
+    assert (
+        "NotFound" in k8s.kubectl("get", "configmap", "child", "-n", namespace, check=False).stderr
+    )
 
 
 MINIMAL_RAYJOB = {
@@ -94,14 +115,16 @@ MINIMAL_RAYJOB = {
                 "rayStartParams": {},
                 "template": {
                     "spec": {
-                        "containers": [{
-                            "name": "ray-head",
-                            "image": "rayproject/ray:2.46.0",
-                            "resources": {
-                                "requests": {"cpu": "1", "memory": "2Gi"},
-                                "limits": {"cpu": "1", "memory": "2Gi"},
-                            },
-                        }]
+                        "containers": [
+                            {
+                                "name": "ray-head",
+                                "image": "rayproject/ray:2.46.0",
+                                "resources": {
+                                    "requests": {"cpu": "1", "memory": "2Gi"},
+                                    "limits": {"cpu": "1", "memory": "2Gi"},
+                                },
+                            }
+                        ]
                     }
                 },
             },
@@ -111,7 +134,9 @@ MINIMAL_RAYJOB = {
 
 
 @pytest.mark.slow
-def test_kuberay_expands_rayjob_into_running_head_pod(kuberay: ControlPlane, namespace: str) -> None:
+def test_kuberay_expands_rayjob_into_running_head_pod(
+    kuberay: ControlPlane, namespace: str
+) -> None:
     k8s = kuberay
     rayjob = {**MINIMAL_RAYJOB, "metadata": {"name": "hello", "namespace": namespace}}
     k8s.kubectl("create", "-f", "-", input=json.dumps(rayjob))
@@ -121,7 +146,9 @@ def test_kuberay_expands_rayjob_into_running_head_pod(kuberay: ControlPlane, nam
         items: list[dict[str, object]] = json.loads(out)["items"]
         return items
 
-    k8s.wait_for("KubeRay to create a RayCluster for the RayJob", lambda: len(rayclusters()) == 1, timeout=90)
+    k8s.wait_for(
+        "KubeRay to create a RayCluster for the RayJob", lambda: len(rayclusters()) == 1, timeout=90
+    )
     cluster = rayclusters()[0]
     metadata = cluster["metadata"]
     assert isinstance(metadata, dict)
@@ -129,7 +156,9 @@ def test_kuberay_expands_rayjob_into_running_head_pod(kuberay: ControlPlane, nam
     assert [(o["kind"], o["name"]) for o in owners] == [("RayJob", "hello")]
 
     def head_pods() -> list[dict[str, object]]:
-        out = k8s.kubectl("get", "pods", "-n", namespace, "-l", "ray.io/node-type=head", "-o", "json").stdout
+        out = k8s.kubectl(
+            "get", "pods", "-n", namespace, "-l", "ray.io/node-type=head", "-o", "json"
+        ).stdout
         items: list[dict[str, object]] = json.loads(out)["items"]
         return items
 
@@ -144,5 +173,7 @@ def test_kuberay_expands_rayjob_into_running_head_pod(kuberay: ControlPlane, nam
     assert spec["nodeName"] == "kwok-node-0"
     assert spec["containers"][0]["image"] == "rayproject/ray:2.46.0"
     # The RayJob itself moves on from the initial state once its cluster exists.
-    status = json.loads(k8s.kubectl("get", "rayjob", "hello", "-n", namespace, "-o", "json").stdout).get("status", {})
+    status = json.loads(
+        k8s.kubectl("get", "rayjob", "hello", "-n", namespace, "-o", "json").stdout
+    ).get("status", {})
     assert status.get("rayClusterName") == metadata["name"]

@@ -140,6 +140,11 @@ class OutputSpec(SpecModel):
 class ResourcesSpec(SpecModel):
     cpu: str = Field(default="1", pattern=QUANTITY_PATTERN, description="CPU request and limit.")
     memory: str = Field(default="2Gi", pattern=QUANTITY_PATTERN, description="Memory.")
+    ray_start_params: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra `ray start` parameters for this group's pods (KubeRay rayStartParams).",
+        max_length=64,
+    )
 
 
 class WorkersSpec(ResourcesSpec):

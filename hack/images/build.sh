@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Builds VectorPipe's container images for real with buildah, without Docker and
+# without a registry: each images/<name>/Containerfile is built FROM the local
+# debootstrap base (hack/images/base.sh, cached) and tagged
+# localhost/vectorpipe/<name>:dev in buildah's default storage (vfs driver).
+#
+#   hack/images/build.sh                 all images: operator slurm-bridge ray-worker mpi-app
+#   hack/images/build.sh operator        only the named ones
+#   hack/images/build.sh -q operator     build output to a log file (printed on failure)
+#   hack/images/build.sh --list          the image names
+#
+# Intermediate layers are cached (--layers), so a rebuild with unchanged
+# inputs takes seconds and one that only touches Python sources skips the
+# dependency install. Prints one line per image: name, seconds, size.
+#
+# Environment:
+#   VECTORPIPE_CACHE      cache root (default ~/.cache/vectorpipe); logs in images/logs/
+#   VECTORPIPE_IMAGE_TAG  tag for the built images (default dev)
+set -euo pipefail
+
+ALL=(operator slurm-bridge ray-worker mpi-app)
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+CACHE="${VECTORPIPE_CACHE:-$HOME/.cache/vectorpipe}/images"
+TAG="${VECTORPIPE_IMAGE_TAG:-dev}"
+BUILDAH=(buildah --storage-driver vfs)
+
+quiet=0
+names=()
+for arg in "$@"; do
+  case "$arg" in
+    -q|--quiet) quiet=1 ;;
+    --list) printf '%s\n' "${ALL[@]}"; exit 0 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    -*) echo "build.sh: unknown option $arg" >&2; exit 2 ;;
+    *)
+      if [[ ! -f "$ROOT/images/$arg/Containerfile" ]]; then
+        echo "build.sh: no image '$arg' (have: ${ALL[*]})" >&2
+        exit 2
+      fi
+      names+=("$arg") ;;
+  esac
+done
+[[ ${#names[@]} -gt 0 ]] || names=("${ALL[@]}")
+
+base_of() { # the local base each image builds FROM
+  case "$1" in
+    mpi-app) echo localhost/vectorpipe-base-mpi:bookworm ;;
+    *) echo localhost/vectorpipe-base:bookworm ;;
+  esac
+}
+
+need_mpi=0
+for n in "${names[@]}"; do [[ "$(base_of "$n")" == *-mpi:* ]] && need_mpi=1; done
+if [[ $need_mpi == 1 ]]; then "$ROOT/hack/images/base.sh" mpi; else "$ROOT/hack/images/base.sh" base; fi
+
+cd "$ROOT"
+VERSION=$(python3 -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')
+REVISION=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+if [[ "$REVISION" != unknown ]] && [[ -n "$(git status --porcelain -- images workloads/src operator/src slurm-bridge/src pyproject.toml requirements.lock 2>/dev/null)" ]]; then
+  REVISION="${REVISION}-dirty"
+fi
+mkdir -p "$CACHE/logs"
+
+summary=()
+for n in "${names[@]}"; do
+  ref="localhost/vectorpipe/${n}:${TAG}"
+  cmd=("${BUILDAH[@]}" bud --isolation chroot --pull=never --layers
+       --ignorefile images/.containerignore
+       --build-arg "BASE_IMAGE=$(base_of "$n")"
+       --build-arg "VERSION=${VERSION}" --build-arg "REVISION=${REVISION}"
+       -f "images/${n}/Containerfile" -t "$ref" .)
+  echo "+ ${cmd[*]}" >&2
+  log="$CACHE/logs/${n}.log"
+  start=$(date +%s.%N)
+  if [[ $quiet == 1 ]]; then
+    if ! "${cmd[@]}" >"$log" 2>&1; then
+      tail -n 60 "$log" >&2
+      echo "build.sh: building $n failed; full log: $log" >&2
+      exit 1
+    fi
+  else
+    "${cmd[@]}" 2>&1 | tee "$log"
+  fi
+  secs=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+  size=$("${BUILDAH[@]}" images --format '{{.Size}}' "$ref" | head -n 1)
+  summary+=("$(printf '%-14s %8ss  %10s  %s' "$n" "$secs" "$size" "$ref")")
+done
+
+echo "image          build time        size  reference" >&2
+printf '%s\n' "${summary[@]}" >&2

@@ -1,0 +1,1 @@
+"""Real services the test tiers start on loopback (S3 API, Slurm + slurmrestd)."""

@@ -1,0 +1,185 @@
+"""The operator's pure builders: ConfigMap, RayJob and SlurmJob from a VectorPipeline."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from slurm_bridge.spec import SlurmJobSpec
+from vectorpipe_operator import builders
+from vectorpipe_operator.resources import (
+    LABEL_PIPELINE,
+    LABEL_PIPELINE_UID,
+    MAX_PIPELINE_NAME,
+    Pipeline,
+)
+from vectorpipe_workloads.pipeline_file import parse_document
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+UID = "0b5c3f8e-1111-2222-3333-444455556666"
+
+
+def pipeline_from(path: Path, uid: str = UID, namespace: str = "team-a") -> Pipeline:
+    body = yaml.safe_load(path.read_text())
+    body["metadata"].update(uid=uid, namespace=namespace, generation=1)
+    return Pipeline.from_body(body)
+
+
+@pytest.fixture
+def minimal() -> Pipeline:
+    return pipeline_from(EXAMPLES / "pipeline.yaml")
+
+
+@pytest.fixture
+def s3() -> Pipeline:
+    return pipeline_from(EXAMPLES / "pipeline-s3.yaml")
+
+
+def assert_owned(obj: dict[str, Any], p: Pipeline) -> None:
+    meta = obj["metadata"]
+    assert meta["namespace"] == p.namespace
+    assert meta["ownerReferences"] == [
+        {
+            "apiVersion": "vectorpipe.io/v1alpha1",
+            "kind": "VectorPipeline",
+            "name": p.name,
+            "uid": p.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
+    assert meta["labels"][LABEL_PIPELINE] == p.name
+    assert meta["labels"][LABEL_PIPELINE_UID] == p.uid
+
+
+def test_configmap_holds_the_whole_pipeline_document(s3: Pipeline) -> None:
+    cm = builders.build_configmap(s3)
+    assert cm["kind"] == "ConfigMap"
+    assert cm["metadata"]["name"] == "gut-r42-pipeline"
+    assert_owned(cm, s3)
+    doc = yaml.safe_load(cm["data"]["pipeline.yaml"])
+    # The document is exactly what `vectorpipe etl --pipeline` validates.
+    parsed = parse_document(doc)
+    assert parsed.name == "gut-r42"
+    assert parsed.spec == s3.spec
+    assert doc["spec"]["embedding"]["transform"] == "clr"
+
+
+def test_rayjob_runs_stage_one_over_the_mounted_config(s3: Pipeline) -> None:
+    rj = builders.build_rayjob(s3)
+    assert (rj["apiVersion"], rj["kind"]) == ("ray.io/v1", "RayJob")
+    assert rj["metadata"]["name"] == "gut-r42-etl"
+    assert_owned(rj, s3)
+    spec = rj["spec"]
+    assert shlex.split(spec["entrypoint"]) == [
+        "python", "-m", "vectorpipe_workloads", "etl",
+        "--pipeline", "/etc/vectorpipe/pipeline.yaml",
+    ]  # fmt: skip
+    assert spec["submissionMode"] == "K8sJobMode"
+    assert spec["shutdownAfterJobFinishes"] is True
+    assert spec["ttlSecondsAfterFinished"] == 300
+    assert spec["activeDeadlineSeconds"] == 14400
+    assert spec["backoffLimit"] == 1
+    cluster = spec["rayClusterSpec"]
+    assert cluster["rayVersion"] == s3.spec.ray.ray_version
+    head = cluster["headGroupSpec"]
+    assert head["rayStartParams"] == {"num-cpus": "0"}
+    (workers,) = cluster["workerGroupSpecs"]
+    assert workers["replicas"] == workers["minReplicas"] == workers["maxReplicas"] == 8
+    for group, cpu, mem in ((head, "2", "8Gi"), (workers, "8", "32Gi")):
+        pod = group["template"]["spec"]
+        assert pod["serviceAccountName"] == "vectorpipe-ray"
+        (c,) = pod["containers"]
+        assert c["image"] == s3.spec.ray.image
+        assert c["resources"] == {
+            "requests": {"cpu": cpu, "memory": mem},
+            "limits": {"cpu": cpu, "memory": mem},
+        }
+        assert c["volumeMounts"] == [
+            {"name": "pipeline", "mountPath": "/etc/vectorpipe", "readOnly": True}
+        ]
+        assert pod["volumes"] == [{"name": "pipeline", "configMap": {"name": "gut-r42-pipeline"}}]
+        assert {"name": "AWS_REGION", "value": "us-east-1"} in c["env"]
+
+
+def test_rayjob_defaults_and_no_ttl_when_the_cluster_is_kept(minimal: Pipeline) -> None:
+    rj = builders.build_rayjob(minimal)
+    spec = rj["spec"]
+    assert "activeDeadlineSeconds" not in spec
+    assert spec["ttlSecondsAfterFinished"] == 600
+    pod = spec["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]
+    assert "serviceAccountName" not in pod
+    assert "env" not in pod["containers"][0]
+
+    body = {
+        "metadata": {"name": "keep", "namespace": "ns", "uid": UID},
+        "spec": {
+            "input": {"uri": "/in/"},
+            "output": {"uri": "/out/"},
+            "ray": {"shutdownAfterJobFinishes": False, "workers": {"replicas": 0}},
+        },
+    }
+    kept = builders.build_rayjob(Pipeline.from_body(body))["spec"]
+    # KubeRay rejects a TTL on a RayJob whose cluster is not shut down.
+    assert kept["shutdownAfterJobFinishes"] is False
+    assert "ttlSecondsAfterFinished" not in kept
+    assert "workerGroupSpecs" not in kept["rayClusterSpec"]
+
+
+def test_slurmjob_runs_the_mpi_kmeans_over_the_manifest(s3: Pipeline) -> None:
+    manifest = "s3://vectorpipe-runs/gut/r42/_manifest.json"
+    sj = builders.build_slurmjob(s3, manifest)
+    assert (sj["apiVersion"], sj["kind"]) == ("vectorpipe.io/v1alpha1", "SlurmJob")
+    assert sj["metadata"]["name"] == "gut-r42-kmeans"
+    assert_owned(sj, s3)
+    spec = sj["spec"]
+    assert spec["command"] == [
+        "python", "-m", "vectorpipe_workloads.kmeans",
+        "--manifest", manifest,
+        "--output", "s3://vectorpipe-runs/gut/r42/clustering/",
+        "--clusters", "50", "--max-iterations", "200", "--tolerance", "0.0001", "--seed", "42",
+    ]  # fmt: skip
+    assert spec["launcher"] == "mpirun"
+    assert (spec["nodes"], spec["ntasksPerNode"], spec["cpusPerTask"]) == (4, 16, 1)
+    assert spec["partition"] == "compute"
+    assert spec["timeLimit"] == "02:00:00"
+    assert "account" not in spec and "qos" not in spec
+    assert spec["environment"] == {"AWS_REGION": "us-east-1"}
+    assert spec["slurm"] == {
+        "endpoint": "https://head-node.pcluster.internal:8082",
+        "tokenSecretRef": {"name": "slurm-jwt", "key": "token"},
+        "user": "ec2-user",
+    }
+    # What the operator creates is a valid SlurmJob by the bridge's own model.
+    parsed = SlurmJobSpec.model_validate(spec)
+    assert parsed.ranks == 64
+    assert parsed.effective_launcher == "mpirun"
+
+
+def test_slurmjob_without_endpoint_uses_the_bridge_default(minimal: Pipeline) -> None:
+    sj = builders.build_slurmjob(minimal, "/fsx/runs/minimal/_manifest.json")
+    assert sj["spec"]["slurm"] == {"user": "vectorpipe"}
+    assert "--csv" not in sj["spec"]["command"]
+    assert sj["spec"]["command"][sj["spec"]["command"].index("--output") + 1] == (
+        "/fsx/runs/minimal/clustering/"
+    )
+    SlurmJobSpec.model_validate(sj["spec"])
+
+
+def test_builders_are_pure(s3: Pipeline) -> None:
+    assert builders.build_rayjob(s3) == builders.build_rayjob(s3)
+    assert builders.build_configmap(s3) == builders.build_configmap(s3)
+    a = builders.build_slurmjob(s3, "s3://b/m.json")
+    a["spec"]["command"].append("mutated")
+    assert builders.build_slurmjob(s3, "s3://b/m.json")["spec"]["command"][-1] != "mutated"
+
+
+def test_child_names_fit_kuberay_limits() -> None:
+    name = "a" * MAX_PIPELINE_NAME
+    assert len(builders.rayjob_name(name)) == 47  # KubeRay's MaxRayJobNameLength
+    assert len(builders.slurmjob_name(name)) <= 63
+    assert len(builders.configmap_name(name)) <= 253

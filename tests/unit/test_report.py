@@ -1,0 +1,357 @@
+"""The run report, against a finished run built by hand in tmp_path.
+
+The fake run follows the stage-1 contract (shards + `_manifest.json`, written
+with the real writers) and the stage-2 contract (`centroids.parquet`,
+`metrics.json`, `assignments/part-NNNNN.parquet`) written here with pyarrow,
+so the report is tested independently of the k-means program.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from vectorpipe_workloads import report
+from vectorpipe_workloads.manifest import Manifest, SourceInfo, write_manifest
+from vectorpipe_workloads.shards import (
+    make_table,
+    schema_description,
+    shard_bounds,
+    write_parquet_shard,
+)
+from vectorpipe_workloads.storage import Store, join
+
+SOURCES = ("M_leprae", "M_tuberculosis", "phage_lambda")
+DIM = 8
+
+
+@dataclass
+class FakeRun:
+    uri: str
+    ids: list[str]
+    labels: dict[str, str]
+    clusters: np.ndarray
+    inertia: list[float]
+    rows: int
+    shards: int
+
+
+def _parquet_bytes(table: pa.Table) -> bytes:
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    return buf.getvalue()
+
+
+def make_run(
+    store: Store,
+    uri: str,
+    *,
+    per_source: int = 400,
+    shards: int = 3,
+    assign: str = "truth",
+    assignment_layout: str = "aligned",
+    seed: int = 0,
+) -> FakeRun:
+    """A finished run: three well separated blobs, one per source, in shuffled order."""
+    rng = np.random.default_rng(seed)
+    k = len(SOURCES)
+    centres = rng.normal(0, 5, size=(k, DIM))
+    truth = np.repeat(np.arange(k), per_source)
+    rng.shuffle(truth)
+    n = len(truth)
+    vectors = (centres[truth] + rng.normal(0, 0.3, size=(n, DIM))).astype(np.float32)
+    ids = [f"read_{i:05d}" for i in range(n)]
+    labels = {rid: SOURCES[t] for rid, t in zip(ids, truth, strict=True)}
+    if assign == "truth":
+        # Same partition as the labels, under different cluster numbers.
+        clusters = ((truth + 1) % k).astype(np.int32)
+    else:
+        clusters = rng.integers(0, k, size=n).astype(np.int32)
+
+    infos = []
+    for j, (lo, hi) in enumerate(shard_bounds(n, shards)):
+        table = make_table(ids[lo:hi], f"sample_{j}", vectors[lo:hi])
+        infos.append(write_parquet_shard(store, uri, j, table))
+    manifest = Manifest(
+        format="parquet",
+        dim=DIM,
+        rows=n,
+        embedding={"method": "kmer", "k": 4, "canonical": True, "transform": "none"},
+        shards=infos,
+        sources=[SourceInfo(f"/data/sample_{j}.fastq.gz", n // shards, 12345) for j in range(3)],
+        schema=schema_description(DIM),
+        pipeline="demo",
+        seconds=4.25,
+    )
+    write_manifest(store, uri, manifest)
+
+    cent = np.stack([vectors[clusters == c].mean(axis=0) for c in range(k)]).astype(np.float32)
+    sizes = np.bincount(clusters, minlength=k).astype(np.int64)
+    centroids = pa.table(
+        {
+            "cluster": pa.array(np.arange(k, dtype=np.int32)),
+            "size": pa.array(sizes),
+            "centroid": pa.FixedSizeListArray.from_arrays(
+                pa.array(cent.reshape(-1), pa.float32()), DIM
+            ),
+        }
+    )
+    store.write_bytes(join(uri, "centroids.parquet"), _parquet_bytes(centroids))
+    dist = np.linalg.norm(vectors - cent[clusters], axis=1).astype(np.float32)
+    inertia = [5123.5, 1234.25, 987.125, 986.0]
+    metrics = {
+        "inertia": inertia,
+        "iterations": len(inertia),
+        "converged": True,
+        "seconds": {"read": 0.5, "init": 0.25, "iterate": 1.5, "write": 0.125, "total": 2.375},
+        "ranks": 2,
+        "rows": n,
+        "dim": DIM,
+        "clusters": k,
+        "ms_per_iteration": 375.0,
+    }
+    store.write_bytes(join(uri, "metrics.json"), json.dumps(metrics).encode())
+
+    def part(lo: int, hi: int, order: np.ndarray | None = None) -> bytes:
+        idx = np.arange(lo, hi) if order is None else order
+        return _parquet_bytes(
+            pa.table(
+                {
+                    "read_id": pa.array([ids[i] for i in idx], pa.string()),
+                    "cluster": pa.array(clusters[idx], pa.int32()),
+                    "distance": pa.array(dist[idx], pa.float32()),
+                }
+            )
+        )
+
+    if assignment_layout == "aligned":
+        for j, (lo, hi) in enumerate(shard_bounds(n, shards)):
+            store.write_bytes(join(uri, f"assignments/part-{j:05d}.parquet"), part(lo, hi))
+    elif assignment_layout == "shuffled":
+        # One part in a different row order: only the read id can line rows up.
+        order = rng.permutation(n)
+        store.write_bytes(join(uri, "assignments/part-00000.parquet"), part(0, n, order))
+    store.write_bytes(join(uri, "_SUCCESS"), b"")
+    return FakeRun(uri, ids, labels, clusters, inertia, n, shards)
+
+
+@pytest.fixture
+def store() -> Store:
+    return Store()
+
+
+def _html(store: Store, result: report.ReportResult) -> str:
+    return store.read_bytes(result.uri).decode()
+
+
+def test_report_writes_page_and_valid_pngs(tmp_path: Path, store: Store) -> None:
+    run = make_run(store, str(tmp_path / "run"))
+    result = report.write_report(run.uri, store, title="Demo run")
+    out = tmp_path / "run" / "report"
+    assert result.uri == str(out / "index.html")
+    for name in ("cluster_sizes.png", "projection.png", "inertia.png", "index.html"):
+        assert (out / name).is_file(), name
+    for name in ("cluster_sizes.png", "projection.png", "inertia.png"):
+        with Image.open(out / name) as img:
+            img.verify()
+        with Image.open(out / name) as img:
+            assert img.format == "PNG"
+            assert img.width > 300 and img.height > 200
+    assert result.ari is None and result.nmi is None and result.labelled_rows == 0
+
+
+def test_html_is_self_contained_and_shows_the_numbers(tmp_path: Path, store: Store) -> None:
+    run = make_run(store, str(tmp_path / "run"))
+    page = _html(store, report.write_report(run.uri, store, title="Demo <run>"))
+    assert page.startswith("<!DOCTYPE html>")
+    assert "<title>Demo &lt;run&gt;</title>" in page  # escaped, never raw markup
+    # All three plots inline; nothing fetched from elsewhere.
+    assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', page)) == 3
+    assert not re.search(r'(src|href)="(https?:)?//', page)
+    assert "1,200" in page  # rows
+    assert "3 × parquet" in page  # shards
+    assert "kmer k=4 canonical" in page
+    assert ">8<" in page  # dim
+    assert "986" in page  # final inertia
+    assert "k = 3" in page
+    assert "converged" in page
+    assert "4.250" in page  # stage 1 seconds
+    assert "2.375" in page  # stage 2 total seconds
+    assert "375.00" in page  # ms per iteration
+    sizes = np.bincount(run.clusters, minlength=3)
+    for s in sizes:
+        assert f"{s:,}" in page
+        assert f"{s / run.rows * 100:.1f}%" in page
+    assert "adjusted Rand index" not in page  # no labels, no score
+
+
+def test_labels_matching_clusters_score_perfectly(tmp_path: Path, store: Store) -> None:
+    run = make_run(store, str(tmp_path / "run"), assign="truth")
+    result = report.write_report(run.uri, store, labels=run.labels)
+    assert result.ari == pytest.approx(1.0)
+    assert result.nmi == pytest.approx(1.0)
+    assert result.purity == pytest.approx(1.0)
+    assert result.labelled_rows == run.rows
+    page = _html(store, result)
+    assert "1.000" in page
+    assert "Against the true sources" in page
+    for source in SOURCES:
+        assert source in page
+    assert "400" in page  # each source's column total
+
+
+def test_random_clusters_score_near_zero(tmp_path: Path, store: Store) -> None:
+    run = make_run(store, str(tmp_path / "run"), assign="random", per_source=1000)
+    result = report.write_report(run.uri, store, labels=run.labels)
+    assert result.ari is not None and abs(result.ari) < 0.02
+    assert result.nmi is not None and result.nmi < 0.02
+
+
+def test_partial_labels_score_only_labelled_rows(tmp_path: Path, store: Store) -> None:
+    run = make_run(store, str(tmp_path / "run"))
+    some = dict(list(run.labels.items())[:500])
+    some["not_in_the_run"] = "M_leprae"
+    result = report.write_report(run.uri, store, labels=some)
+    assert result.labelled_rows == 500
+    assert result.ari == pytest.approx(1.0)
+
+
+def test_labels_that_match_nothing_give_no_score(tmp_path: Path, store: Store) -> None:
+    run = make_run(store, str(tmp_path / "run"))
+    result = report.write_report(run.uri, store, labels={"x": "y"})
+    assert result.ari is None and result.labelled_rows == 0
+    assert "no assigned read id matched" in _html(store, result)
+
+
+@pytest.mark.parametrize("layout", ["aligned", "shuffled", "missing"])
+def test_projection_clusters_whatever_the_assignment_layout(
+    tmp_path: Path, store: Store, layout: str
+) -> None:
+    run = make_run(store, str(tmp_path / "run"), assignment_layout=layout)
+    manifest = report.read_manifest(store, run.uri)
+    centroids = report.read_centroids(store, run.uri)
+    parts = report.read_assignments(store, report.assignment_parts(store, run.uri))
+    vectors, clusters = report.sample_vectors(
+        store, run.uri, manifest, 300, 0, parts, centroids
+    )
+    assert vectors.shape == (300, DIM) and clusters.shape == (300,)
+    # Whichever way the clusters were found, they must be the true ones: the
+    # blobs are far apart, so the nearest centroid agrees with the assignment.
+    ids = set(run.ids)
+    assert len(ids) == run.rows
+    expected = report.nearest(vectors, centroids)
+    assert np.array_equal(clusters, expected)
+    result = report.write_report(run.uri, store, labels=run.labels, sample_rows=300)
+    page = _html(store, result)
+    if layout == "missing":
+        assert result.ari is None
+        assert "No assignments found" in page
+    else:
+        assert result.ari == pytest.approx(1.0)
+
+
+def test_sample_is_seeded_and_bounded(tmp_path: Path, store: Store) -> None:
+    run = make_run(store, str(tmp_path / "run"))
+    manifest = report.read_manifest(store, run.uri)
+    centroids = report.read_centroids(store, run.uri)
+    parts = report.read_assignments(store, report.assignment_parts(store, run.uri))
+    a, _ = report.sample_vectors(store, run.uri, manifest, 100, 7, parts, centroids)
+    b, _ = report.sample_vectors(store, run.uri, manifest, 100, 7, parts, centroids)
+    c, _ = report.sample_vectors(store, run.uri, manifest, 100, 8, parts, centroids)
+    everything, _ = report.sample_vectors(store, run.uri, manifest, 10**6, 0, parts, centroids)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    assert everything.shape == (run.rows, DIM)
+
+
+def test_report_is_deterministic(tmp_path: Path, store: Store) -> None:
+    run = make_run(store, str(tmp_path / "run"))
+    first = _html(store, report.write_report(run.uri, store, labels=run.labels))
+    second = _html(store, report.write_report(run.uri, store, labels=run.labels))
+    assert first == second
+
+
+def test_many_clusters_stay_readable(tmp_path: Path, store: Store) -> None:
+    """Past MAX_BARS clusters the chart is rank-size and the table is capped."""
+    uri = str(tmp_path / "run")
+    run = make_run(store, uri)
+    k = report.MAX_TABLE_ROWS + 20
+    rng = np.random.default_rng(1)
+    sizes = rng.integers(1, 50, size=k).astype(np.int64)
+    centroids = pa.table(
+        {
+            "cluster": pa.array(np.arange(k, dtype=np.int32)),
+            "size": pa.array(sizes),
+            "centroid": pa.FixedSizeListArray.from_arrays(
+                pa.array(rng.normal(size=k * DIM).astype(np.float32)), DIM
+            ),
+        }
+    )
+    store.write_bytes(join(uri, "centroids.parquet"), _parquet_bytes(centroids))
+    page = _html(store, report.write_report(run.uri, store))
+    assert f"Largest {report.MAX_TABLE_ROWS} of {k:,} clusters shown" in page
+    assert "Cluster sizes add up to" in page  # they no longer match the manifest
+
+
+def test_inertia_plot_without_metrics(tmp_path: Path, store: Store) -> None:
+    run = make_run(store, str(tmp_path / "run"))
+    (tmp_path / "run" / "metrics.json").unlink()
+    result = report.write_report(run.uri, store)
+    assert (tmp_path / "run" / "report" / "inertia.png").stat().st_size > 1000
+    assert "<!DOCTYPE html>" in _html(store, result)
+
+
+def test_human_bytes_and_embedding_text() -> None:
+    assert report.human_bytes(512) == "512 B"
+    assert report.human_bytes(2048) == "2.0 KiB"
+    assert report.human_bytes(5 * 1024**3) == "5.0 GiB"
+    assert report.describe_embedding({"method": "kmer", "k": 5, "canonical": False}) == "kmer k=5"
+    assert (
+        report.describe_embedding({"method": "kmer", "k": 4, "canonical": True, "transform": "clr"})
+        == "kmer k=4 canonical clr"
+    )
+    assert report.describe_embedding({"method": "hashed", "k": 15, "dim": 100}) == (
+        "hashed k=15 dim=100"
+    )
+
+
+def test_cli_writes_the_report_with_labels(
+    tmp_path: Path, store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import gzip
+
+    run = make_run(store, str(tmp_path / "run"))
+    labels = tmp_path / "labels.tsv.gz"
+    lines = "read_id\tsource\n" + "".join(f"{k}\t{v}\n" for k, v in run.labels.items())
+    labels.write_bytes(gzip.compress(lines.encode()))
+    assert report.main([run.uri, "--labels", str(labels), "--sample-rows", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "index.html" in out and "ARI 1.000" in out
+
+
+@pytest.mark.s3
+def test_report_on_s3(s3: object) -> None:
+    from tests.services.s3 import LocalS3
+
+    assert isinstance(s3, LocalS3)
+    s3.create_bucket("vp-report")
+    store = Store()
+    uri = "s3://vp-report/runs/r1/"
+    run = make_run(store, uri, per_source=100)
+    result = report.write_report(uri, store, labels=run.labels)
+    assert result.uri == "s3://vp-report/runs/r1/report/index.html"
+    listed = set(store.list_prefix("s3://vp-report/runs/r1/report"))
+    assert {
+        f"s3://vp-report/runs/r1/report/{n}"
+        for n in ("index.html", "cluster_sizes.png", "projection.png", "inertia.png")
+    } <= listed
+    assert result.ari == pytest.approx(1.0)
+    assert store.read_bytes(result.uri).startswith(b"<!DOCTYPE html>")
