@@ -123,8 +123,15 @@ def model_schema(model: type[BaseModel], *, defaults: bool) -> dict[str, Any]:
     return structural(raw, raw.get("$defs", {}), defaults=defaults)
 
 
-def _printer(name: str, type_: str, path: str, description: str, priority: int = 0) -> dict[str, Any]:
-    col: dict[str, Any] = {"name": name, "type": type_, "jsonPath": path, "description": description}
+def _printer(
+    name: str, type_: str, path: str, description: str, priority: int = 0
+) -> dict[str, Any]:
+    col: dict[str, Any] = {
+        "name": name,
+        "type": type_,
+        "jsonPath": path,
+        "description": description,
+    }
     if priority:
         col["priority"] = priority
     return col
@@ -162,7 +169,10 @@ def _crd(
         "kind": "CustomResourceDefinition",
         "metadata": {
             "name": f"{plural}.{group}",
-            "labels": {"app.kubernetes.io/name": "vectorpipe", "app.kubernetes.io/part-of": "vectorpipe"},
+            "labels": {
+                "app.kubernetes.io/name": "vectorpipe",
+                "app.kubernetes.io/part-of": "vectorpipe",
+            },
         },
         "spec": {
             "group": group,
@@ -207,7 +217,9 @@ def vectorpipeline_crd() -> dict[str, Any]:
         "is a new VectorPipeline.",
     )
     columns = [
-        _printer("Phase", "string", ".status.phase", "Pending|Embedding|Clustering|Succeeded|Failed"),
+        _printer(
+            "Phase", "string", ".status.phase", "Pending|Embedding|Clustering|Succeeded|Failed"
+        ),
         _printer("Embedding", "string", ".status.ray.jobStatus", "Stage 1 RayJob status"),
         _printer("Clustering", "string", ".status.slurm.phase", "Stage 2 SlurmJob phase"),
         _printer("Rows", "integer", ".status.outputs.rows", "Embedded rows"),
@@ -245,7 +257,12 @@ def slurmjob_crd() -> dict[str, Any]:
         "resources and how to reach Slurm. Immutable once created.",
     )
     columns = [
-        _printer("Phase", "string", ".status.phase", "Pending|Submitted|Running|Succeeded|Failed|Cancelled"),
+        _printer(
+            "Phase",
+            "string",
+            ".status.phase",
+            "Pending|Submitted|Running|Succeeded|Failed|Cancelled",
+        ),
         _printer("Job ID", "integer", ".status.jobId", "Slurm job id"),
         _printer("State", "string", ".status.state", "Slurm job state"),
         _printer("Nodes", "integer", ".spec.nodes", "Nodes requested"),

@@ -61,11 +61,22 @@ if [[ "$REVISION" != unknown ]] && [[ -n "$(git status --porcelain -- images wor
 fi
 mkdir -p "$CACHE/logs"
 
+# Behind a TLS-intercepting proxy pip needs the proxy's CA: the host's bundle
+# (PIP_CERT / SSL_CERT_FILE, or VECTORPIPE_BUILD_CA_BUNDLE) is bind-mounted
+# read-only into RUN steps and named by the PIP_CERT build arg. It is never
+# copied into a layer.
+ca_args=()
+CA_BUNDLE="${VECTORPIPE_BUILD_CA_BUNDLE:-${PIP_CERT:-${SSL_CERT_FILE:-}}}"
+if [[ -n "$CA_BUNDLE" && -f "$CA_BUNDLE" ]]; then
+  ca_args=(--volume "$(readlink -f "$CA_BUNDLE"):/run/vectorpipe-build-ca.crt:ro"
+           --build-arg PIP_CERT=/run/vectorpipe-build-ca.crt)
+fi
+
 summary=()
 for n in "${names[@]}"; do
   ref="localhost/vectorpipe/${n}:${TAG}"
   cmd=("${BUILDAH[@]}" bud --isolation chroot --pull=never --layers
-       --ignorefile images/.containerignore
+       --ignorefile images/.containerignore "${ca_args[@]}"
        --build-arg "BASE_IMAGE=$(base_of "$n")"
        --build-arg "VERSION=${VERSION}" --build-arg "REVISION=${REVISION}"
        -f "images/${n}/Containerfile" -t "$ref" .)

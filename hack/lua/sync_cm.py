@@ -80,7 +80,9 @@ def render(health_dir: Path) -> str:
         script = (health_dir / filename).read_text(encoding="utf-8")
         out.append(block(f"resource.customizations.health.{GROUP}_{kind}", script))
     for kind, _ in SCRIPTS:
-        out.append(block(f"resource.customizations.ignoreDifferences.{GROUP}_{kind}", IGNORE_DIFFERENCES))
+        out.append(
+            block(f"resource.customizations.ignoreDifferences.{GROUP}_{kind}", IGNORE_DIFFERENCES)
+        )
     return "".join(out)
 
 

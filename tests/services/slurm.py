@@ -32,7 +32,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 DEFAULT_BASE = Path(os.environ.get("VECTORPIPE_SLURM_BASE", "/tmp/vectorpipe-slurm"))
@@ -85,7 +85,15 @@ def _ensure_user(name: str) -> None:
         pwd.getpwnam(name)
         return
     proc = subprocess.run(
-        ["useradd", "--system", "--user-group", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+        [
+            "useradd",
+            "--system",
+            "--user-group",
+            "--no-create-home",
+            "--shell",
+            "/usr/sbin/nologin",
+            name,
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -102,6 +110,14 @@ def _proc_start_time(pid: int) -> str | None:
         return None
     # Field 22 (starttime) follows the parenthesised command name, which may hold spaces.
     return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (a zombie keeps its /proc entry until reaped)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def _pids_referencing(marker: str) -> list[int]:
@@ -127,7 +143,7 @@ def _kill_all(pids: Sequence[int], grace: float = 5.0) -> None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, sig)
         deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in pids):
+        while time.monotonic() < deadline and any(_running(p) for p in pids):
             time.sleep(0.1)
 
 
@@ -163,7 +179,7 @@ class LocalSlurm:
     ) -> None:
         self.base = base
         self.rest_user = rest_user
-        self.openapi_plugins = list(openapi_plugins) if openapi_plugins else None
+        self.openapi_plugins = list(openapi_plugins or ())
         self.startup_timeout = startup_timeout
         self.node_name = socket.gethostname().split(".")[0]
         self.cpus = os.cpu_count() or 1
@@ -171,14 +187,13 @@ class LocalSlurm:
         self.rest_port = 0
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
 
-    # -- paths and environment -------------------------------------------------
     @property
     def conf_path(self) -> Path:
         return self.dir / "etc" / "slurm.conf"
 
     @property
     def jobs_dir(self) -> Path:
-        """A world-writable directory for job scripts' working dirs and output files."""
+        """A world-writable directory for jobs' working directories and output files."""
         return self.dir / "jobs"
 
     @property
@@ -187,13 +202,13 @@ class LocalSlurm:
 
     @property
     def env(self) -> dict[str, str]:
-        """The environment a Slurm client command (sbatch, squeue, ...) needs for this cluster."""
+        """The environment a Slurm command (sbatch, squeue, ...) needs for this cluster."""
         return {**os.environ, "SLURM_CONF": str(self.conf_path)}
 
     def log_path(self, name: str) -> Path:
         return self.dir / "logs" / f"{name}.log"
 
-    # -- lifecycle ---------------------------------------------------------------
+    # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> LocalSlurm:
         plugins = _check_prerequisites()
         _ensure_user(self.rest_user)
@@ -208,19 +223,18 @@ class LocalSlurm:
                           ("run", 0o755), ("munge", 0o755), ("jobs", 0o1777)):  # fmt: skip
             (self.dir / sub).mkdir(mode=mode)
             (self.dir / sub).chmod(mode)
-        if self.openapi_plugins is None:
+        if not self.openapi_plugins:
+            # Every non-slurmdbd API the package ships (22.05: v0.0.36-v0.0.38), so
+            # version detection has a real choice to make.
             self.openapi_plugins = sorted(
-                f"openapi/{p.name[len('openapi_') : -3].replace('_', '.')}"
+                "openapi/" + p.name.removeprefix("openapi_").removesuffix(".so").replace("_", ".")
                 for p in plugins.glob("openapi_v0_0_*.so")
             )
         try:
             self._start_munged()
             self._write_conf()
-            self._start_daemon("slurmctld", ["slurmctld", "-D", "-f", str(self.conf_path)])
-            self._wait("slurmctld to answer", self._ctld_up, ("slurmctld",))
-            self._start_daemon("slurmd", ["slurmd", "-D", "-f", str(self.conf_path)])
-            self._wait("the node to be idle", self._node_idle, ("slurmctld", "slurmd"))
-            self.start_slurmrestd()
+            for name in ("slurmctld", "slurmd", "slurmrestd"):
+                self.start_daemon(name)
         except BaseException:
             print(self.log_tails(), file=sys.stderr)
             self.stop()
@@ -231,17 +245,14 @@ class LocalSlurm:
         """Cancel every job, stop every daemon and remove the run directory."""
         if not self.dir.name:
             return
-        self.stop_slurmrestd()
+        self.stop_daemon("slurmrestd")
         if self._alive("slurmctld"):
             with contextlib.suppress(LocalSlurmError, subprocess.TimeoutExpired):
                 ids = self.run("squeue", "-h", "-o", "%A", timeout=10).stdout.split()
                 if ids:
                     self.run("scancel", *ids, check=False, timeout=10)
         for name in ("slurmd", "slurmctld", "munged"):
-            proc = self._procs.pop(name, None)
-            if proc is not None:
-                _kill_all([proc.pid], grace=10.0)
-                proc.wait()
+            self.stop_daemon(name)
         # Job steps outlive slurmd; they carry SLURM_CONF pointing here.
         _kill_all(_pids_referencing(str(self.dir)))
         if os.environ.get("VECTORPIPE_SLURM_KEEP") != "1":
@@ -254,33 +265,50 @@ class LocalSlurm:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    # -- slurmrestd, for fault tests ---------------------------------------------------
-    def start_slurmrestd(self) -> None:
-        if self._alive("slurmrestd"):
+    # -- single daemons, for fault tests ---------------------------------------------------
+    def start_daemon(self, name: str) -> None:
+        """Start slurmctld (keeping its saved state), slurmd or slurmrestd and wait for it."""
+        if self._alive(name):
             return
-        self.rest_port = free_port() if not self.rest_port else self.rest_port
-        assert self.openapi_plugins
-        argv = [
-            "slurmrestd", "-f", str(self.conf_path), "-a", "rest_auth/jwt",
-            "-s", ",".join(self.openapi_plugins),
-            "-u", self.rest_user, "-g", self.rest_user, f"127.0.0.1:{self.rest_port}",
-        ]  # fmt: skip
-        # Without SLURM_JWT=daemon slurmrestd treats every request's token as its own
-        # configuration token and rejects it ("Rejecting thread config token").
-        self._start_daemon("slurmrestd", argv, extra_env={"SLURM_JWT": "daemon"})
-        self._wait("slurmrestd to serve", self._rest_up, ("slurmrestd",))
+        conf = ["-f", str(self.conf_path)]
+        if name == "slurmrestd":
+            self.rest_port = self.rest_port or free_port()
+            argv = ["slurmrestd", *conf, "-a", "rest_auth/jwt", "-s", ",".join(self.openapi_plugins),
+                    "-u", self.rest_user, "-g", self.rest_user, f"127.0.0.1:{self.rest_port}"]  # fmt: skip
+            # Without SLURM_JWT=daemon slurmrestd takes each request's token for its
+            # own configuration token and rejects it ("Rejecting thread config token").
+            self._spawn(name, argv, {"SLURM_JWT": "daemon"})
+            self._wait("slurmrestd to serve", self._rest_up, (name,))
+        elif name == "slurmctld":
+            self._spawn(name, ["slurmctld", "-D", *conf])
+            self._wait("slurmctld to answer", self._ctld_up, (name,))
+        elif name == "slurmd":
+            self._spawn(name, ["slurmd", "-D", *conf])
+            self._wait("the node to be idle", self._node_idle, ("slurmctld", name))
+        else:
+            raise ValueError(f"unknown daemon {name!r}")
+
+    def stop_daemon(self, name: str) -> None:
+        proc = self._procs.pop(name, None)
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def start_slurmrestd(self) -> None:
+        self.start_daemon("slurmrestd")
 
     def stop_slurmrestd(self) -> None:
-        proc = self._procs.pop("slurmrestd", None)
-        if proc is not None:
-            _kill_all([proc.pid])
-            proc.wait()
+        self.stop_daemon("slurmrestd")
 
     def restart_slurmrestd(self) -> None:
-        self.stop_slurmrestd()
-        self.start_slurmrestd()
+        self.stop_daemon("slurmrestd")
+        self.start_daemon("slurmrestd")
 
-    # -- client helpers ------------------------------------------------------------------
+    # -- client helpers -------------------------------------------------------------------
     def run(
         self, *argv: str, check: bool = True, timeout: float = 60.0
     ) -> subprocess.CompletedProcess[str]:
@@ -289,7 +317,9 @@ class LocalSlurm:
             list(argv), env=self.env, capture_output=True, text=True, timeout=timeout, check=False
         )
         if check and proc.returncode != 0:
-            raise LocalSlurmError(f"{' '.join(argv)} exited {proc.returncode}: {proc.stderr.strip()}")
+            raise LocalSlurmError(
+                f"{' '.join(argv)} exited {proc.returncode}: {proc.stderr.strip()}"
+            )
         return proc
 
     def token(self, user: str = "root", lifespan: int = 3600) -> str:
@@ -309,18 +339,19 @@ class LocalSlurm:
             parts.append(f"----- {log.name} (last {len(text)} lines) -----\n" + "\n".join(text))
         return "\n".join(parts)
 
-    # -- internals -------------------------------------------------------------------
+    # -- internals -----------------------------------------------------------------------
     def _start_munged(self) -> None:
         key = self.dir / "munge" / "munge.key"
         key.write_bytes(secrets.token_bytes(128))
         key.chmod(0o600)
+        # A private munged on its own socket and key: a system munged (running or
+        # not, with whatever key) never matters, and concurrent runs stay apart.
         self.munge_socket = self.dir / "munge" / "munge.socket"
-        argv = [
-            "munged", "-F", "--force", f"--socket={self.munge_socket}", f"--key-file={key}",
-            f"--pid-file={self.dir / 'run' / 'munged.pid'}", f"--log-file={self.log_path('munged')}",
-            f"--seed-file={self.dir / 'munge' / 'munged.seed'}",
-        ]  # fmt: skip
-        self._start_daemon("munged", argv)
+        run = self.dir / "run"
+        argv = ["munged", "-F", "--force", f"--socket={self.munge_socket}", f"--key-file={key}",
+                f"--pid-file={run / 'munged.pid'}", f"--log-file={self.log_path('munged')}",
+                f"--seed-file={self.dir / 'munge' / 'munged.seed'}"]  # fmt: skip
+        self._spawn("munged", argv)
         self._wait("munged's socket", self.munge_socket.exists, ("munged",))
 
     def _write_conf(self) -> None:
@@ -328,12 +359,11 @@ class LocalSlurm:
         jwt_key.write_bytes(secrets.token_bytes(32))
         jwt_key.chmod(0o600)
         (self.dir / "etc" / "plugstack.conf").write_text("")
-        meminfo = Path("/proc/meminfo").read_text()
-        total_mb = int(re.search(r"MemTotal:\s+(\d+)", meminfo).group(1)) // 1024  # type: ignore[union-attr]
+        total_kb = int(Path("/proc/meminfo").read_text().split()[1])  # MemTotal comes first
         d, host = self.dir, self.node_name
-        # RealMemory must not exceed what slurmd measures or the node goes INVALID.
-        memory = max(256, int(total_mb * 0.9))
-        conf = f"""\
+        # RealMemory above what slurmd measures would make the node INVALID.
+        memory = max(256, int(total_kb / 1024 * 0.9))
+        self.conf_path.write_text(f"""\
 ClusterName=vplocal
 SlurmctldHost={host}(127.0.0.1)
 SlurmUser=root
@@ -351,8 +381,6 @@ SlurmctldPidFile={d}/run/slurmctld.pid
 SlurmdPidFile={d}/run/slurmd.pid
 SlurmctldLogFile={self.log_path("slurmctld")}
 SlurmdLogFile={self.log_path("slurmd")}
-SlurmctldDebug=info
-SlurmdDebug=info
 PlugStackConfig={d}/etc/plugstack.conf
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
@@ -370,67 +398,55 @@ InactiveLimit=0
 NodeName={host} NodeAddr=127.0.0.1 CPUs={self.cpus} RealMemory={memory} State=UNKNOWN
 PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES
 PartitionName=short Nodes={host} MaxTime=1 State=UP OverSubscribe=YES
-"""
-        self.conf_path.write_text(conf)
+""")
         self.conf_path.chmod(0o644)
 
-    def _start_daemon(
-        self, name: str, argv: list[str], extra_env: dict[str, str] | None = None
-    ) -> None:
-        log = open(self.dir / "logs" / f"{name}.stderr", "ab")  # noqa: SIM115 - owned by Popen
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**self.env, **(extra_env or {})},
-            # Our own session: a Ctrl-C aimed at pytest must not kill the
-            # daemons halfway through a test's cleanup.
-            start_new_session=True,
-        )
-        log.close()
+    def _spawn(self, name: str, argv: list[str], extra_env: dict[str, str] | None = None) -> None:
+        with open(self.dir / "logs" / f"{name}.stderr", "ab") as log:
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                env={**self.env, **(extra_env or {})},
+                # Own session: a Ctrl-C aimed at pytest must not kill the daemons
+                # halfway through a test's cleanup.
+                start_new_session=True,
+            )  # fmt: skip
         self._procs[name] = proc
-        (self.dir / "run" / f"{name}.popen.pid").write_text(f"{proc.pid}\n")
 
     def _alive(self, name: str) -> bool:
         proc = self._procs.get(name)
         return proc is not None and proc.poll() is None
 
-    def _wait(self, what: str, ready: object, needed: Sequence[str]) -> None:
-        assert callable(ready)
+    def _wait(self, what: str, ready: Callable[[], bool], needed: Sequence[str]) -> None:
         deadline = time.monotonic() + self.startup_timeout
-        while True:
+        while not ready():
             for name in needed:
                 if not self._alive(name):
                     proc = self._procs.get(name)
                     code = proc.returncode if proc else None
                     raise LocalSlurmError(f"{name} exited with {code} while waiting for {what}")
-            if ready():
-                return
             if time.monotonic() > deadline:
-                raise LocalSlurmError(f"timed out after {self.startup_timeout:.0f}s waiting for {what}")
+                raise LocalSlurmError(
+                    f"timed out after {self.startup_timeout:.0f}s waiting for {what}"
+                )
             time.sleep(0.2)
 
     def _ctld_up(self) -> bool:
-        proc = self.run("scontrol", "ping", check=False, timeout=10)
-        return "UP" in proc.stdout
+        return "UP" in self.run("scontrol", "ping", check=False, timeout=10).stdout
 
     def _node_idle(self) -> bool:
-        proc = self.run("sinfo", "-h", "-N", "-o", "%N %t", check=False, timeout=10)
+        out = self.run("sinfo", "-h", "-N", "-o", "%N %t", check=False, timeout=10).stdout
         return any(
             line.split()[1].rstrip("*~#") in ("idle", "mix", "alloc")
-            for line in proc.stdout.splitlines()
+            for line in out.splitlines()
             if line.startswith(self.node_name + " ")
         )
 
     def _rest_up(self) -> bool:
-        req = urllib.request.Request(f"{self.rest_url}/openapi/v3")
         try:
-            # Any HTTP answer (401 without a token) proves it listens and serves.
-            urllib.request.urlopen(req, timeout=2).close()
+            urllib.request.urlopen(f"{self.rest_url}/openapi/v3", timeout=2).close()
         except urllib.error.HTTPError:
-            return True
-        except (urllib.error.URLError, OSError):
+            return True  # any HTTP answer proves it listens and serves
+        except OSError:
             return False
         return True
 

@@ -149,29 +149,47 @@ def store() -> Store:
     return Store()
 
 
+@dataclass
+class Written:
+    run: FakeRun
+    result: report.ReportResult
+    page: str
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory: pytest.TempPathFactory) -> Written:
+    """One report over a run whose clusters are exactly the true sources (shared: plots are slow)."""
+    store = Store()
+    run = make_run(store, str(tmp_path_factory.mktemp("labelled") / "run"))
+    result = report.write_report(run.uri, store, labels=run.labels, title="Demo <run>")
+    return Written(run, result, store.read_bytes(result.uri).decode())
+
+
 def _html(store: Store, result: report.ReportResult) -> str:
     return store.read_bytes(result.uri).decode()
 
 
-def test_report_writes_page_and_valid_pngs(tmp_path: Path, store: Store) -> None:
-    run = make_run(store, str(tmp_path / "run"))
-    result = report.write_report(run.uri, store, title="Demo run")
-    out = tmp_path / "run" / "report"
-    assert result.uri == str(out / "index.html")
-    for name in ("cluster_sizes.png", "projection.png", "inertia.png", "index.html"):
-        assert (out / name).is_file(), name
+def _parts(store: Store, uri: str) -> list[pa.Table]:
+    return report.read_assignments(store, report.assignment_parts(store, uri))
+
+
+def test_report_writes_page_and_valid_pngs(labelled: Written) -> None:
+    out = Path(labelled.run.uri) / "report"
+    assert labelled.result.uri == str(out / "index.html")
+    assert labelled.result.files == [
+        str(out / n) for n in ("cluster_sizes.png", "projection.png", "inertia.png", "index.html")
+    ]
     for name in ("cluster_sizes.png", "projection.png", "inertia.png"):
         with Image.open(out / name) as img:
             img.verify()
         with Image.open(out / name) as img:
             assert img.format == "PNG"
             assert img.width > 300 and img.height > 200
-    assert result.ari is None and result.nmi is None and result.labelled_rows == 0
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no temp files left
 
 
-def test_html_is_self_contained_and_shows_the_numbers(tmp_path: Path, store: Store) -> None:
-    run = make_run(store, str(tmp_path / "run"))
-    page = _html(store, report.write_report(run.uri, store, title="Demo <run>"))
+def test_html_is_self_contained_and_shows_the_numbers(labelled: Written) -> None:
+    page, run = labelled.page, labelled.run
     assert page.startswith("<!DOCTYPE html>")
     assert "<title>Demo &lt;run&gt;</title>" in page  # escaped, never raw markup
     # All three plots inline; nothing fetched from elsewhere.
@@ -180,56 +198,65 @@ def test_html_is_self_contained_and_shows_the_numbers(tmp_path: Path, store: Sto
     assert "1,200" in page  # rows
     assert "3 × parquet" in page  # shards
     assert "kmer k=4 canonical" in page
-    assert ">8<" in page  # dim
-    assert "986" in page  # final inertia
+    assert "<th>Dimensions</th><td>8</td>" in page
+    assert "<th>Final inertia</th><td>986</td>" in page
     assert "k = 3" in page
-    assert "converged" in page
+    assert "4 (converged)" in page
     assert "4.250" in page  # stage 1 seconds
     assert "2.375" in page  # stage 2 total seconds
+    assert "6.625" in page  # both stages
     assert "375.00" in page  # ms per iteration
     sizes = np.bincount(run.clusters, minlength=3)
     for s in sizes:
-        assert f"{s:,}" in page
+        assert f">{s:,}<" in page
         assert f"{s / run.rows * 100:.1f}%" in page
-    assert "adjusted Rand index" not in page  # no labels, no score
 
 
-def test_labels_matching_clusters_score_perfectly(tmp_path: Path, store: Store) -> None:
-    run = make_run(store, str(tmp_path / "run"), assign="truth")
-    result = report.write_report(run.uri, store, labels=run.labels)
+def test_labels_matching_clusters_score_perfectly(labelled: Written) -> None:
+    result, page = labelled.result, labelled.page
     assert result.ari == pytest.approx(1.0)
     assert result.nmi == pytest.approx(1.0)
     assert result.purity == pytest.approx(1.0)
-    assert result.labelled_rows == run.rows
-    page = _html(store, result)
-    assert "1.000" in page
+    assert result.labelled_rows == labelled.run.rows
     assert "Against the true sources" in page
-    for source in SOURCES:
-        assert source in page
-    assert "400" in page  # each source's column total
+    assert page.count(">1.000<") >= 3  # ARI, NMI, purity
+    # Contingency: the header names every source; each cluster holds one source, 400 rows.
+    header = re.search(r"<tr><th>cluster</th>(.*?)</tr>", page.split("Against the true")[1])
+    assert header is not None
+    assert all(s in header.group(1) for s in SOURCES)
+    assert (
+        "<th>total</th><th class='n'>400</th><th class='n'>400</th><th class='n'>400</th>" in page
+    )
 
 
 def test_random_clusters_score_near_zero(tmp_path: Path, store: Store) -> None:
     run = make_run(store, str(tmp_path / "run"), assign="random", per_source=1000)
-    result = report.write_report(run.uri, store, labels=run.labels)
-    assert result.ari is not None and abs(result.ari) < 0.02
-    assert result.nmi is not None and result.nmi < 0.02
+    centroids = report.read_centroids(store, run.uri)
+    scores = report.score(run.labels, _parts(store, run.uri), centroids.ids)
+    assert scores.labelled == run.rows
+    assert scores.ari is not None and abs(scores.ari) < 0.02
+    assert scores.nmi is not None and scores.nmi < 0.02
+    assert scores.contingency.sum() == run.rows
+    assert scores.contingency.shape == (3, 3)
 
 
 def test_partial_labels_score_only_labelled_rows(tmp_path: Path, store: Store) -> None:
     run = make_run(store, str(tmp_path / "run"))
     some = dict(list(run.labels.items())[:500])
     some["not_in_the_run"] = "M_leprae"
-    result = report.write_report(run.uri, store, labels=some)
-    assert result.labelled_rows == 500
-    assert result.ari == pytest.approx(1.0)
+    centroids = report.read_centroids(store, run.uri)
+    scores = report.score(some, _parts(store, run.uri), centroids.ids)
+    assert scores.labelled == 500
+    assert scores.ari == pytest.approx(1.0)
 
 
 def test_labels_that_match_nothing_give_no_score(tmp_path: Path, store: Store) -> None:
     run = make_run(store, str(tmp_path / "run"))
-    result = report.write_report(run.uri, store, labels={"x": "y"})
-    assert result.ari is None and result.labelled_rows == 0
-    assert "no assigned read id matched" in _html(store, result)
+    centroids = report.read_centroids(store, run.uri)
+    scores = report.score({"x": "y"}, _parts(store, run.uri), centroids.ids)
+    assert scores.ari is None and scores.labelled == 0
+    section = report._labels_section(scores, centroids, report.cluster_colours(3))
+    assert "no assigned read id matched" in section
 
 
 @pytest.mark.parametrize("layout", ["aligned", "shuffled", "missing"])
@@ -239,24 +266,19 @@ def test_projection_clusters_whatever_the_assignment_layout(
     run = make_run(store, str(tmp_path / "run"), assignment_layout=layout)
     manifest = report.read_manifest(store, run.uri)
     centroids = report.read_centroids(store, run.uri)
-    parts = report.read_assignments(store, report.assignment_parts(store, run.uri))
-    vectors, clusters = report.sample_vectors(
-        store, run.uri, manifest, 300, 0, parts, centroids
-    )
+    parts = _parts(store, run.uri)
+    vectors, clusters = report.sample_vectors(store, run.uri, manifest, 300, 0, parts, centroids)
     assert vectors.shape == (300, DIM) and clusters.shape == (300,)
-    # Whichever way the clusters were found, they must be the true ones: the
+    # Whichever way the clusters were found, they must be the assigned ones: the
     # blobs are far apart, so the nearest centroid agrees with the assignment.
-    ids = set(run.ids)
-    assert len(ids) == run.rows
-    expected = report.nearest(vectors, centroids)
-    assert np.array_equal(clusters, expected)
-    result = report.write_report(run.uri, store, labels=run.labels, sample_rows=300)
-    page = _html(store, result)
+    assert np.array_equal(clusters, report.nearest(vectors, centroids))
     if layout == "missing":
+        assert parts == []
+        result = report.write_report(run.uri, store, labels=run.labels, sample_rows=300)
         assert result.ari is None
-        assert "No assignments found" in page
+        assert "No assignments found" in _html(store, result)
     else:
-        assert result.ari == pytest.approx(1.0)
+        assert report.score(run.labels, parts, centroids.ids).ari == pytest.approx(1.0)
 
 
 def test_sample_is_seeded_and_bounded(tmp_path: Path, store: Store) -> None:
@@ -272,11 +294,11 @@ def test_sample_is_seeded_and_bounded(tmp_path: Path, store: Store) -> None:
     assert everything.shape == (run.rows, DIM)
 
 
-def test_report_is_deterministic(tmp_path: Path, store: Store) -> None:
-    run = make_run(store, str(tmp_path / "run"))
-    first = _html(store, report.write_report(run.uri, store, labels=run.labels))
-    second = _html(store, report.write_report(run.uri, store, labels=run.labels))
-    assert first == second
+def test_report_is_deterministic(labelled: Written, store: Store) -> None:
+    again = report.write_report(
+        labelled.run.uri, store, labels=labelled.run.labels, title="Demo <run>"
+    )
+    assert _html(store, again) == labelled.page
 
 
 def test_many_clusters_stay_readable(tmp_path: Path, store: Store) -> None:
@@ -301,12 +323,15 @@ def test_many_clusters_stay_readable(tmp_path: Path, store: Store) -> None:
     assert "Cluster sizes add up to" in page  # they no longer match the manifest
 
 
-def test_inertia_plot_without_metrics(tmp_path: Path, store: Store) -> None:
-    run = make_run(store, str(tmp_path / "run"))
+def test_report_without_metrics_or_labels(tmp_path: Path, store: Store) -> None:
+    run = make_run(store, str(tmp_path / "run"), per_source=50)
     (tmp_path / "run" / "metrics.json").unlink()
     result = report.write_report(run.uri, store)
     assert (tmp_path / "run" / "report" / "inertia.png").stat().st_size > 1000
-    assert "<!DOCTYPE html>" in _html(store, result)
+    page = _html(store, result)
+    assert "<!DOCTYPE html>" in page and "150" in page
+    assert result.ari is None and result.nmi is None and result.labelled_rows == 0
+    assert "Against the true sources" not in page  # no labels, no score
 
 
 def test_human_bytes_and_embedding_text() -> None:

@@ -70,7 +70,6 @@ end
 local FAILURE_EXPLAINED = {
   BOOT_FAIL = "a node failed to boot",
   DEADLINE = "missed its deadline",
-  FAILED = "non-zero exit code",
   NODE_FAIL = "a node failed",
   OUT_OF_MEMORY = "ran out of memory",
   PREEMPTED = "preempted",

@@ -36,6 +36,7 @@ from vectorpipe_operator.resources import (
     SLURMJOB_KIND,
     SLURMJOB_PLURAL,
     VERSION,
+    owned_by,
 )
 
 log = logging.getLogger(__name__)
@@ -91,11 +92,6 @@ def _api_message(exc: ApiException) -> str:
         return str(json.loads(exc.body or "{}").get("message", exc.body))
     except ValueError:
         return str(exc.body)
-
-
-def _owned_by(obj: Mapping[str, Any], owner_uid: str) -> bool:
-    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
-    return any(r.get("uid") == owner_uid for r in refs)
 
 
 class Kube:
@@ -191,7 +187,7 @@ class Kube:
                 raise TransientError(
                     "APIUnavailable", f"{kind} {meta['name']} vanished after a conflict"
                 )
-        if not _owned_by(existing, owner_uid):
+        if not owned_by(existing, owner_uid):
             raise InvalidStateError(
                 "ChildConflict",
                 f"{kind} {meta['namespace']}/{meta['name']} exists and is not owned by this "

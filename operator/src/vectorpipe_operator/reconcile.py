@@ -35,11 +35,12 @@ from vectorpipe_operator.manifests import StoreFactory, read_committed_manifest
 from vectorpipe_operator.metrics import metrics
 from vectorpipe_operator.resources import (
     COND_READY,
-    RAYJOB_KIND,
-    SLURMJOB_KIND,
+    PIPELINE_API_VERSION,
+    PIPELINE_KIND,
     TERMINAL,
     InvalidSpecError,
     Pipeline,
+    owned_by,
 )
 from vectorpipe_operator.status import (
     Observed,
@@ -92,39 +93,42 @@ class Context:
         return self.attempt + 1 >= RETRIES
 
 
-def _step_rayjob(ctx: Context, p: Pipeline, obs: Observed) -> None:
-    desired = builders.build_rayjob(p)
-    name = desired["metadata"]["name"]
-    existing = ctx.kube.get(RAYJOB_KIND, p.namespace, name)
-    if existing is None and (p.status.get("ray") or {}).get("rayJob"):
-        raise InvalidStateError(
-            "RayJobDeleted", f"RayJob {name} was deleted before embedding completed"
-        )
+def _ensure_child(
+    ctx: Context, p: Pipeline, desired: dict[str, Any], recorded: bool
+) -> dict[str, Any]:
+    """The child, created if absent; `recorded`: the status says it was created before."""
+    kind, name = str(desired["kind"]), str(desired["metadata"]["name"])
+    existing = ctx.kube.get(kind, p.namespace, name)
+    if existing is None and recorded:
+        # Creating it again would run the stage a second time; someone deleted it.
+        raise InvalidStateError(f"{kind}Deleted", f"{kind} {name} was deleted before it finished")
     if existing is None:
-        existing, _ = ctx.kube.ensure(desired, p.uid)
-        ctx.kube.post_event(p_body(p), "Normal", "Created", f"created RayJob {name}")
-    obs.rayjob = RayJobView.from_object(existing)
+        existing, created = ctx.kube.ensure(desired, p.uid)
+        if created:
+            ctx.kube.post_event(p_body(p), "Normal", "Created", f"created {kind} {name}")
+    elif not owned_by(existing, p.uid):
+        raise InvalidStateError(
+            "ChildConflict",
+            f"{kind} {p.namespace}/{name} exists and is not owned by this pipeline; "
+            "delete it or rename the pipeline",
+        )
+    return existing
+
+
+def _step_rayjob(ctx: Context, p: Pipeline, obs: Observed) -> None:
+    recorded = bool((p.status.get("ray") or {}).get("rayJob"))
+    obs.rayjob = RayJobView.from_object(_ensure_child(ctx, p, builders.build_rayjob(p), recorded))
 
 
 def _step_slurmjob(ctx: Context, p: Pipeline, obs: Observed) -> None:
-    assert obs.manifest is not None
+    assert obs.manifest is not None  # the caller's order guarantees it
     desired = builders.build_slurmjob(p, obs.manifest.uri)
-    name = desired["metadata"]["name"]
-    existing = ctx.kube.get(SLURMJOB_KIND, p.namespace, name)
-    if existing is None and (p.status.get("slurm") or {}).get("slurmJob"):
-        raise InvalidStateError(
-            "SlurmJobDeleted", f"SlurmJob {name} was deleted before clustering completed"
-        )
-    if existing is None:
-        existing, _ = ctx.kube.ensure(desired, p.uid)
-        ctx.kube.post_event(p_body(p), "Normal", "Created", f"created SlurmJob {name}")
-    obs.slurmjob = SlurmJobView.from_object(existing)
+    recorded = bool((p.status.get("slurm") or {}).get("slurmJob"))
+    obs.slurmjob = SlurmJobView.from_object(_ensure_child(ctx, p, desired, recorded))
 
 
 def p_body(p: Pipeline) -> dict[str, Any]:
     """The object reference Kopf needs to post an Event on the pipeline."""
-    from vectorpipe_operator.resources import PIPELINE_API_VERSION, PIPELINE_KIND
-
     return {
         "apiVersion": PIPELINE_API_VERSION,
         "kind": PIPELINE_KIND,

@@ -187,3 +187,9 @@ def owning_pipeline(meta: Mapping[str, Any]) -> str | None:
         if ref.get("kind") == PIPELINE_KIND and ref.get("apiVersion") == PIPELINE_API_VERSION:
             return str(ref.get("name"))
     return None
+
+
+def owned_by(obj: Mapping[str, Any], owner_uid: str) -> bool:
+    """Whether `obj` carries an owner reference to the object with this UID."""
+    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+    return any(r.get("uid") == owner_uid for r in refs)

@@ -15,6 +15,7 @@ field.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -37,12 +38,20 @@ from vectorpipe_operator.resources import (
 from vectorpipe_workloads.storage import join
 
 MAX_MESSAGE = 2000
+RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 RAY_FAILED_DEPLOYMENT = frozenset({"Failed", "ValidationFailed"})
 
 
 def _s(obj: Mapping[str, Any], key: str) -> str:
     value = obj.get(key)
     return "" if value is None else str(value)
+
+
+def _time(obj: Mapping[str, Any], key: str) -> str:
+    # Our status schema says format: date-time; a child written by someone
+    # else must not make the pipeline's status write fail validation.
+    value = _s(obj, key)
+    return value if RFC3339.match(value) else ""
 
 
 def _clip(text: str) -> str:
@@ -68,8 +77,8 @@ class RayJobView:
             deployment_status=_s(st, "jobDeploymentStatus"),
             reason=_s(st, "reason"),
             message=_clip(_s(st, "message")),
-            start_time=_s(st, "startTime"),
-            end_time=_s(st, "endTime"),
+            start_time=_time(st, "startTime"),
+            end_time=_time(st, "endTime"),
         )
 
     @property
@@ -122,8 +131,8 @@ class SlurmJobView:
             exit_code=int(exit_code) if isinstance(exit_code, int) else None,
             reason=_s(st, "reason"),
             message=_clip(_s(st, "message")),
-            start_time=_s(st, "startTime"),
-            end_time=_s(st, "endTime"),
+            start_time=_time(st, "startTime"),
+            end_time=_time(st, "endTime"),
         )
 
     def failure(self) -> Problem:

@@ -42,13 +42,31 @@ class SlurmAuthError(SlurmError):
     """The token is missing, malformed, expired, or Slurm refused it."""
 
 
-class SlurmNotFound(SlurmError):
+# The names are the bridge's public vocabulary (conditions show them), hence no Error suffix.
+class SlurmNotFound(SlurmError):  # noqa: N818
     """Slurm does not know the job (never existed or already purged)."""
 
 
-class SlurmRejected(SlurmError):
+class SlurmRejected(SlurmError):  # noqa: N818
     """Slurm refused the request; `messages` carries Slurm's explanation."""
 
 
-class SlurmUnavailable(SlurmError):
-    """slurmrestd or slurmctld could not be reached or answered 5xx; retrying may help."""
+class SlurmUnavailable(SlurmError):  # noqa: N818
+    """slurmrestd or slurmctld could not be reached or answered 5xx; retrying may help.
+
+    `request_sent` is False only when the request provably never reached the
+    server (connection refused); a submit is retried only then, because after a
+    timeout the job may exist and a second submit would duplicate it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        error_numbers: Sequence[int] = (),
+        messages: Sequence[str] = (),
+        request_sent: bool = True,
+    ) -> None:
+        super().__init__(message, status=status, error_numbers=error_numbers, messages=messages)
+        self.request_sent = request_sent

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from slurm_bridge.client.models import (
+    TERMINAL_STATES,
     ControllerPing,
     JobInfo,
     JobRequest,
@@ -164,6 +165,14 @@ class RestAdapter:
     def parse_job(self, raw: Mapping[str, Any]) -> JobInfo:
         state, flags = self.read_state(raw.get("job_state"))
         exit_code, signal = self.read_exit(raw.get("exit_code"))
+        start = from_epoch(read_number(raw.get("start_time")))
+        end = from_epoch(read_number(raw.get("end_time")))
+        if state not in TERMINAL_STATES:
+            # Before the end Slurm reports 0 as exit code and the *expected* end
+            # (and, while pending, the expected start): none of them facts yet.
+            exit_code, signal, end = None, None, None
+            if state == "PENDING":
+                start = None
         return JobInfo(
             job_id=read_number(raw.get("job_id")) or 0,
             name=str(raw.get("name") or ""),
@@ -173,8 +182,8 @@ class RestAdapter:
             state_reason=self.read_reason(raw),
             exit_code=exit_code,
             signal=signal,
-            start_time=from_epoch(read_number(raw.get("start_time"))),
-            end_time=from_epoch(read_number(raw.get("end_time"))),
+            start_time=start,
+            end_time=end,
             nodes=str(raw.get("nodes") or ""),
             partition=str(raw.get("partition") or ""),
             user_name=str(raw.get("user_name") or ""),

@@ -70,5 +70,7 @@ def check_token(token: str, now: float | None = None) -> None:
         raise SlurmAuthError("no Slurm token")
     claims = token_claims(token)
     exp = claims.get("exp")
-    if isinstance(exp, int | float) and exp + EXPIRY_LEEWAY_S < (now if now is not None else time.time()):
+    if isinstance(exp, int | float) and exp + EXPIRY_LEEWAY_S < (
+        now if now is not None else time.time()
+    ):
         raise SlurmAuthError(f"the Slurm token expired at {int(exp)} (unix time)")

@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from slurm_bridge.errors import SlurmRejected
+
 # Base states Slurm reports (JOB_STATE_BASE in slurm.h); everything else in a
 # job_state list is a flag.
 BASE_STATES = frozenset(
@@ -40,12 +42,22 @@ TERMINAL_STATES = BASE_STATES - {"PENDING", "RUNNING", "SUSPENDED"}
 # While one of these flags is set the job still holds resources or is about to
 # run again, whatever its base state says.
 UNSETTLED_FLAGS = frozenset(
-    {"COMPLETING", "CONFIGURING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESIZING", "STAGE_OUT"}
+    {
+        "COMPLETING",
+        "CONFIGURING",
+        "REQUEUED",
+        "REQUEUE_FED",
+        "REQUEUE_HOLD",
+        "RESIZING",
+        "STAGE_OUT",
+    }
 )
 
 # Slurm refuses a batch job without an environment (REST) and a job without PATH
 # cannot find anything; callers' variables are layered over this.
-DEFAULT_ENVIRONMENT: Mapping[str, str] = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+DEFAULT_ENVIRONMENT: Mapping[str, str] = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+}
 
 
 @dataclass(frozen=True)
@@ -148,3 +160,21 @@ def decode_wait_status(status: int | None) -> tuple[int | None, int | None]:
     if signal:
         return None, signal
     return (status >> 8) & 0xFF, None
+
+
+# sbatch's own words (src/sbatch/sbatch.c); slurmrestd checks nothing, up to 25.05.
+NO_SHEBANG = (
+    "This does not look like a batch script.  The first line must start with #! "
+    "followed by the path to an interpreter. For instance: #!/bin/sh"
+)
+
+
+def check_script(script: str) -> None:
+    """Refuse a script without ``#!`` as sbatch does, for every backend alike.
+
+    slurmrestd queues such a script and the job then fails on the node with
+    "execve(): Exec format error" (seen on 22.05); refusing up front gives the
+    caller sbatch's clear message instead of a FAILED job.
+    """
+    if not script.startswith("#!"):
+        raise SlurmRejected(NO_SHEBANG)

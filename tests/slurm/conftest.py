@@ -1,0 +1,66 @@
+"""Fixtures for the tests against a real Slurm: munged, slurmctld, slurmd, slurmrestd.
+
+`slurm` (session) is `tests.services.slurm.slurm_fixture`: a `LocalSlurm` on
+loopback serving REST v0.0.36-v0.0.38 with JWT. `rest` is a `SlurmRestClient` for
+root whose token comes from the mutable `token_box`, so a test can rotate it;
+`cli` is the `SlurmCliClient` for the same cluster. When a test that used the
+cluster fails, the tail of every daemon's log is attached to its report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterator
+
+import pytest
+
+from slurm_bridge.client import SlurmCliClient, SlurmRestClient
+from tests.services.slurm import LocalSlurm, slurm_fixture
+
+slurm = pytest.fixture(scope="session")(slurm_fixture)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Also registered in pyproject.toml; repeated so this folder runs on its own.
+    config.addinivalue_line("markers", "slurm: needs the local Slurm + slurmrestd services")
+
+
+class TokenBox:
+    """The token a client's provider returns; tests swap it to simulate rotation."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.reads = 0
+
+    def __call__(self) -> str:
+        self.reads += 1
+        return self.token
+
+
+@pytest.fixture
+def token_box(slurm: LocalSlurm) -> TokenBox:
+    return TokenBox(slurm.token("root", lifespan=3600))
+
+
+@pytest.fixture
+def rest(slurm: LocalSlurm, token_box: TokenBox) -> Iterator[SlurmRestClient]:
+    # Short backoff: fault tests wait through the retries.
+    with SlurmRestClient(
+        slurm.rest_url, "root", token_box, timeout=30, retries=3, backoff=0.2, max_backoff=1.0
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+def cli(slurm: LocalSlurm) -> SlurmCliClient:
+    return SlurmCliClient(slurm_conf=str(slurm.conf_path), retries=2, backoff=0.2)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, None, None]:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    cluster = getattr(item, "funcargs", {}).get("slurm")
+    if report.failed and isinstance(cluster, LocalSlurm):
+        report.sections.append(("slurm daemon logs", cluster.log_tails()))

@@ -1,0 +1,511 @@
+"""The k-means numerics on plain numpy arrays: no MPI, no I/O.
+
+A Lloyd sweep assigns every row to its nearest centroid with the expansion
+||x - c||² = ||x||² - 2·x·c + ||c||² in float32 (row norms computed once, the
+products either by BLAS sgemm over blocks of rows or by a fused numba kernel
+that also adds the row into its cluster's float64 sum while the row is still in
+L1, so the matrix streams from memory once per iteration), then the centroids
+move to the means. Initialisation is k-means++ (scikit-learn's greedy variant)
+on a sample; a cluster left empty takes the row farthest from its centroid;
+iteration stops, as in scikit-learn, when the summed squared centroid shift is
+at most `tol` times the mean per-feature variance. Everything that must be
+summed over all rows goes through a `Reducer`, which is the identity here and
+an `Allreduce` in `distributed`, so one loop serves one process and P ranks.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, TypeVar
+
+import numba
+import numpy as np
+from numpy.typing import NDArray
+
+F32 = NDArray[np.float32]
+F64 = NDArray[np.float64]
+I32 = NDArray[np.int32]
+I64 = NDArray[np.int64]
+Method = Literal["fused", "gemm"]
+T = TypeVar("T")
+
+BLOCK_ROWS = 65536
+# Each block keeps its own K×d float64 partial sums so that the result does not
+# depend on how blocks are spread over threads; cap what those partials cost.
+PARTIALS_BUDGET_BYTES = 64 << 20
+SAMPLE_MIN = 20000
+SAMPLE_PER_CLUSTER = 10
+
+# reassoc lets LLVM vectorise the dot products; nnan/ninf are left out on
+# purpose so comparisons against inf in the argmin stay exact.
+_FASTMATH = {"reassoc", "contract", "nsz"}
+
+
+@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, boundscheck=False)
+def _fused_sweep(
+    X: F32, xnorm: F32, C: F32, cnorm: F32, labels: I32, dist: F32, sums: F64, counts: I64
+) -> float:
+    n, d = X.shape
+    k = C.shape[0]
+    k4 = k - k % 4
+    two = np.float32(2.0)
+    total = 0.0
+    for i in range(n):
+        x = X[i]
+        best = np.float32(np.inf)
+        bk = 0
+        # Four centroids per pass share each load of x; LLVM turns the four
+        # running sums into vector accumulators.
+        for c in range(0, k4, 4):
+            c0 = C[c]
+            c1 = C[c + 1]
+            c2 = C[c + 2]
+            c3 = C[c + 3]
+            s0 = s1 = s2 = s3 = np.float32(0.0)
+            for j in range(d):
+                a = x[j]
+                s0 += a * c0[j]
+                s1 += a * c1[j]
+                s2 += a * c2[j]
+                s3 += a * c3[j]
+            v = cnorm[c] - two * s0
+            if v < best:
+                best, bk = v, c
+            v = cnorm[c + 1] - two * s1
+            if v < best:
+                best, bk = v, c + 1
+            v = cnorm[c + 2] - two * s2
+            if v < best:
+                best, bk = v, c + 2
+            v = cnorm[c + 3] - two * s3
+            if v < best:
+                best, bk = v, c + 3
+        for c in range(k4, k):
+            cc = C[c]
+            s0 = np.float32(0.0)
+            for j in range(d):
+                s0 += x[j] * cc[j]
+            v = cnorm[c] - two * s0
+            if v < best:
+                best, bk = v, c
+        dd = xnorm[i] + best
+        if dd < 0.0:  # cancellation in the expansion can dip below zero
+            dd = np.float32(0.0)
+        labels[i] = bk
+        dist[i] = dd
+        total += dd
+        counts[bk] += 1
+        row = sums[bk]
+        for j in range(d):
+            row[j] += x[j]
+    return total
+
+
+@numba.njit(nogil=True, cache=True, boundscheck=False)
+def _nearest_from_products(G: F32, cnorm: F32, xnorm: F32, labels: I32, dist: F32) -> float:
+    n, k = G.shape
+    two = np.float32(2.0)
+    total = 0.0
+    for i in range(n):
+        best = np.float32(np.inf)
+        bk = 0
+        for c in range(k):
+            v = cnorm[c] - two * G[i, c]
+            if v < best:
+                best, bk = v, c
+        dd = xnorm[i] + best
+        if dd < 0.0:
+            dd = np.float32(0.0)
+        labels[i] = bk
+        dist[i] = dd
+        total += dd
+    return total
+
+
+@numba.njit(nogil=True, cache=True, boundscheck=False)
+def _accumulate(X: F32, labels: I32, sums: F64, counts: I64) -> None:
+    n, d = X.shape
+    for i in range(n):
+        c = labels[i]
+        counts[c] += 1
+        row = sums[c]
+        for j in range(d):
+            row[j] += X[i, j]
+
+
+@numba.njit(nogil=True, cache=True, boundscheck=False)
+def _moments(X: F32, shift: F64, xnorm: F64, s1: F64, s2: F64) -> int:
+    n, d = X.shape
+    bad = 0
+    for i in range(n):
+        sq = 0.0
+        for j in range(d):
+            v = np.float64(X[i, j])
+            sq += v * v
+            dv = v - shift[j]
+            s1[j] += dv
+            s2[j] += dv * dv
+        # One inf or nan anywhere in the row makes its norm non-finite.
+        if not np.isfinite(sq) or sq > 3.0e38:
+            bad += 1
+        xnorm[i] = sq
+    return bad
+
+
+def squared_norms(X: NDArray[Any]) -> F32:
+    """||x||² per row, summed in float64 and stored as float32."""
+    x = np.asarray(X, dtype=np.float64)
+    norms: F64 = np.einsum("ij,ij->i", x, x)
+    return norms.astype(np.float32)
+
+
+def assign(
+    X: F32, C: F32, xnorm: F32 | None = None, chunk_rows: int = BLOCK_ROWS
+) -> tuple[I32, F32]:
+    """Nearest centroid and squared distance per row, by BLAS sgemm over chunks of rows.
+
+    The reference path: what `Engine(method="gemm")` does, without threads or sums.
+    """
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    C = np.ascontiguousarray(C, dtype=np.float32)
+    xn = squared_norms(X) if xnorm is None else xnorm
+    cn = squared_norms(C)
+    labels = np.empty(len(X), np.int32)
+    dist = np.empty(len(X), np.float32)
+    for lo in range(0, len(X), chunk_rows):
+        hi = min(lo + chunk_rows, len(X))
+        products = X[lo:hi] @ C.T
+        _nearest_from_products(products, cn, xn[lo:hi], labels[lo:hi], dist[lo:hi])
+    return labels, dist
+
+
+def accumulate(X: F32, labels: I32, k: int) -> tuple[F64, I64]:
+    """Per-cluster float64 sums and counts of the rows with the given labels."""
+    sums = np.zeros((k, X.shape[1]), np.float64)
+    counts = np.zeros(k, np.int64)
+    _accumulate(np.ascontiguousarray(X, dtype=np.float32), labels, sums, counts)
+    return sums, counts
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """What one pass over a rank's rows contributes: sums, counts and inertia."""
+
+    sums: F64
+    counts: I64
+    inertia: float
+
+
+class Engine:
+    """A rank's rows with their norms, labels and distances, and the threads that sweep them.
+
+    The rows are split into fixed blocks; each block has its own partial sums
+    which are added in block order, so results are the same for any number of
+    threads. Kernels release the GIL, so plain Python threads run them in parallel.
+    """
+
+    def __init__(
+        self, X: F32, threads: int = 1, method: Method = "fused", block_rows: int = BLOCK_ROWS
+    ) -> None:
+        if X.ndim != 2 or X.dtype != np.float32 or not X.flags.c_contiguous:
+            raise ValueError("Engine needs a C-contiguous (n, d) float32 matrix")
+        self.X = X
+        self.n, self.dim = X.shape
+        self.threads = max(1, threads)
+        self.method = method
+        self.block_rows = max(1, block_rows)
+        self.xnorm: F32 | None = None  # set by moments(), which sweep() calls if needed
+        self.labels = np.zeros(self.n, np.int32)
+        self.dist = np.zeros(self.n, np.float32)
+        self._pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _map(self, fn: Callable[[int], T], count: int) -> list[T]:
+        if self._pool is None or count < 2:
+            return [fn(i) for i in range(count)]
+        return list(self._pool.map(fn, range(count)))
+
+    def _blocks(self, width: int) -> list[tuple[int, int]]:
+        max_blocks = max(1, PARTIALS_BUDGET_BYTES // max(1, width * 8))
+        size = max(self.block_rows, math.ceil(self.n / max_blocks))
+        return [(lo, min(lo + size, self.n)) for lo in range(0, self.n, size)]
+
+    def moments(self, shift: F64) -> tuple[F64, F64, int]:
+        """Fill the row norms; return Σ(x - shift), Σ(x - shift)² per feature and bad rows.
+
+        Shifting by an estimate of the mean (the init sample's) keeps the
+        one-pass variance free of cancellation.
+        """
+        blocks = self._blocks(2 * self.dim)
+        s1 = np.zeros((len(blocks), self.dim))
+        s2 = np.zeros((len(blocks), self.dim))
+        norms = np.empty(self.n, np.float64)
+        shift = np.ascontiguousarray(shift, dtype=np.float64)
+
+        def work(b: int) -> int:
+            lo, hi = blocks[b]
+            return int(_moments(self.X[lo:hi], shift, norms[lo:hi], s1[b], s2[b]))
+
+        bad = sum(self._map(work, len(blocks)))
+        self.xnorm = norms.astype(np.float32)
+        return s1.sum(axis=0), s2.sum(axis=0), bad
+
+    def sweep(self, C: F32) -> SweepResult:
+        """Assign every row to its nearest centroid of C; sums, counts and inertia of that."""
+        if self.xnorm is None:
+            self.moments(np.zeros(self.dim))
+        assert self.xnorm is not None
+        C = np.ascontiguousarray(C, dtype=np.float32)
+        k = C.shape[0]
+        cnorm = squared_norms(C)
+        blocks = self._blocks(k * self.dim)
+        sums = np.zeros((len(blocks), k, self.dim))
+        counts = np.zeros((len(blocks), k), np.int64)
+        X, xn, lab, dist = self.X, self.xnorm, self.labels, self.dist
+
+        def fused(b: int) -> float:
+            lo, hi = blocks[b]
+            return float(
+                _fused_sweep(
+                    X[lo:hi], xn[lo:hi], C, cnorm, lab[lo:hi], dist[lo:hi], sums[b], counts[b]
+                )
+            )
+
+        def gemm(b: int) -> float:
+            lo, hi = blocks[b]
+            products = X[lo:hi] @ C.T
+            total = float(
+                _nearest_from_products(products, cnorm, xn[lo:hi], lab[lo:hi], dist[lo:hi])
+            )
+            _accumulate(X[lo:hi], lab[lo:hi], sums[b], counts[b])
+            return total
+
+        if self.method == "fused":
+            inertia = self._map(fused, len(blocks))
+        else:
+            from threadpoolctl import threadpool_limits
+
+            # Our threads already fill the cores; BLAS threads on top only oversubscribe.
+            with threadpool_limits(limits=1 if self.threads > 1 else None, user_api="blas"):
+                inertia = self._map(gemm, len(blocks))
+        return SweepResult(sums.sum(axis=0), counts.sum(axis=0), float(sum(inertia)))
+
+
+def warmup(dim: int = 3) -> None:
+    """Compile (or load from numba's cache) every kernel now, so timings exclude the JIT."""
+    X = np.ones((5, dim), np.float32)
+    with Engine(X) as e:
+        e.moments(np.zeros(dim))
+        e.sweep(X[:5])
+    labels, _ = assign(X, X[:2])
+    accumulate(X, labels, 2)
+
+
+def init_streams(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
+    """Independent generators for the init sample and for k-means++, from the seed alone."""
+    a, b = np.random.SeedSequence(seed).spawn(2)
+    return np.random.default_rng(a), np.random.default_rng(b)
+
+
+def sample_size(n_rows: int, k: int) -> int:
+    return min(n_rows, max(SAMPLE_PER_CLUSTER * k, SAMPLE_MIN))
+
+
+def sample_indices(n_rows: int, k: int, seed: int, size: int | None = None) -> I64:
+    """Sorted global row indices of the init sample: a function of (rows, k, seed) only."""
+    rng, _ = init_streams(seed)
+    m = sample_size(n_rows, k) if size is None else min(size, n_rows)
+    return np.sort(rng.choice(n_rows, size=m, replace=False)).astype(np.int64)
+
+
+def _sq_distances(points: F64, X: F64, xsq: F64) -> F64:
+    d: F64 = (points * points).sum(axis=1)[:, None] - 2.0 * (points @ X.T) + xsq[None, :]
+    np.maximum(d, 0.0, out=d)
+    return d
+
+
+def kmeans_plusplus(
+    sample: NDArray[Any], k: int, rng: np.random.Generator | int, n_local_trials: int | None = None
+) -> F32:
+    """k centroids from the sample by greedy k-means++ (scikit-learn's variant), deterministic in rng.
+
+    Each step draws 2 + ln k candidates with probability proportional to the
+    squared distance to the nearest chosen centroid and keeps the one that
+    lowers the potential most. Work is O(k · trials · m · d) on an m-row sample.
+    """
+    gen = init_streams(rng)[1] if isinstance(rng, int) else rng
+    X = np.asarray(sample, dtype=np.float64)
+    m = len(X)
+    if not 1 <= k <= m:
+        raise ValueError(f"k-means++ needs 1 <= k <= sample rows, got k={k}, rows={m}")
+    trials = n_local_trials or 2 + int(math.log(k))
+    xsq = (X * X).sum(axis=1)
+    centers = np.empty((k, X.shape[1]), np.float64)
+    first = int(gen.integers(m))
+    centers[0] = X[first]
+    closest = _sq_distances(X[first : first + 1], X, xsq)[0]
+    potential = float(closest.sum())
+    for c in range(1, k):
+        draws = gen.random(trials) * potential
+        candidates = np.minimum(np.searchsorted(np.cumsum(closest), draws), m - 1)
+        dist = np.minimum(closest[None, :], _sq_distances(X[candidates], X, xsq))
+        pots = dist.sum(axis=1)
+        best = int(np.argmin(pots))
+        closest, potential = dist[best], float(pots[best])
+        centers[c] = X[candidates[best]]
+    return centers.astype(np.float32)
+
+
+def tolerance(n_rows: int, s1: F64, s2: F64, tol: float) -> float:
+    """scikit-learn's `_tolerance`: tol × mean per-feature variance, from shifted moments."""
+    if tol == 0 or n_rows == 0:
+        return 0.0
+    mean = s1 / n_rows
+    var = np.maximum(s2 / n_rows - mean * mean, 0.0)
+    return float(np.mean(var) * tol)
+
+
+def update_centroids(sums: F64, counts: I64, previous: F32) -> F32:
+    """Means of the clusters; a cluster with no rows keeps its previous centroid."""
+    new = previous.astype(np.float64)
+    full = counts > 0
+    new[full] = sums[full] / counts[full, None]
+    return new.astype(np.float32)
+
+
+def center_shift(old: F32, new: F32) -> float:
+    """Σ over clusters of the squared distance each centroid moved."""
+    diff = new.astype(np.float64) - old.astype(np.float64)
+    return float((diff * diff).sum())
+
+
+def farthest(values: NDArray[Any], index: NDArray[Any], m: int) -> NDArray[np.intp]:
+    """Positions of the m largest values, ties broken by the smaller index: a total order."""
+    m = min(m, len(values))
+    if m <= 0:
+        return np.empty(0, np.intp)
+    threshold = np.partition(values, len(values) - m)[len(values) - m]
+    cand = np.flatnonzero(values >= threshold)
+    order = np.lexsort((index[cand], -values[cand].astype(np.float64)))
+    return cand[order[:m]]
+
+
+def relocate_empty(
+    sums: F64, counts: I64, empty: Iterable[int], points: F64, point_labels: Iterable[int]
+) -> None:
+    """Seed each empty cluster with one far row, taking that row out of its old cluster (in place)."""
+    for e, p, old in zip(empty, points, point_labels, strict=True):
+        sums[old] -= p
+        counts[old] -= 1
+        sums[e] = p
+        counts[e] = 1
+
+
+class Reducer(Protocol):
+    """How per-rank quantities become global ones."""
+
+    def sum(self, buf: F64) -> F64:
+        """Elementwise sum of buf over all ranks (every rank gets the result)."""
+        ...
+
+    def farthest(self, engine: Engine, m: int) -> tuple[F64, I64]:
+        """The m rows farthest from their centroid over all ranks, and their labels."""
+        ...
+
+
+class LocalReducer:
+    """One process holds every row."""
+
+    def sum(self, buf: F64) -> F64:
+        return buf
+
+    def farthest(self, engine: Engine, m: int) -> tuple[F64, I64]:
+        pos = farthest(engine.dist, np.arange(engine.n), m)
+        return engine.X[pos].astype(np.float64), engine.labels[pos].astype(np.int64)
+
+
+@dataclass(frozen=True)
+class IterationStats:
+    iteration: int  # 1-based
+    inertia: float  # of the assignment this iteration made
+    shift: float  # summed squared centroid move of this iteration's update
+    empty: int  # clusters found empty and reseeded
+    seconds: float
+
+
+@dataclass
+class LloydResult:
+    centroids: F32
+    sizes: I64  # rows per cluster in the final assignment
+    inertia: list[float]  # inertia[i]: after i updates; the last is the final assignment's
+    iterations: int
+    converged: bool
+    history: list[IterationStats] = field(default_factory=list)
+
+
+def lloyd(
+    engine: Engine,
+    initial: F32,
+    max_iterations: int,
+    tol: float,
+    reducer: Reducer | None = None,
+    on_iteration: Callable[[IterationStats], None] | None = None,
+) -> LloydResult:
+    """Lloyd iterations from `initial` until the shift is <= tol (absolute) or max_iterations.
+
+    After the loop the rows are assigned once more, to the final centroids, so
+    `engine.labels`/`engine.dist`, the sizes and the last inertia describe them.
+    """
+    red: Reducer = reducer or LocalReducer()
+    C = np.array(initial, dtype=np.float32, order="C")
+    k, d = C.shape
+    inertia: list[float] = []
+    history: list[IterationStats] = []
+    converged = False
+    for it in range(1, max_iterations + 1):
+        t0 = time.perf_counter()
+        part = engine.sweep(C)
+        # One buffer, so one collective per iteration.
+        total = red.sum(np.concatenate([part.sums.ravel(), part.counts, [part.inertia]]))
+        sums = total[: k * d].reshape(k, d)
+        counts = np.rint(total[k * d : k * d + k]).astype(np.int64)
+        empty = np.flatnonzero(counts == 0)
+        if empty.size:
+            points, labels = red.farthest(engine, int(empty.size))
+            relocate_empty(sums, counts, empty.tolist(), points, labels.tolist())
+        new = update_centroids(sums, counts, C)
+        shift = center_shift(C, new)
+        C = new
+        inertia.append(float(total[-1]))
+        stats = IterationStats(it, inertia[-1], shift, int(empty.size), time.perf_counter() - t0)
+        history.append(stats)
+        if on_iteration is not None:
+            on_iteration(stats)
+        if shift <= tol:
+            converged = True
+            break
+    final = engine.sweep(C)
+    total = red.sum(np.concatenate([final.counts, [final.inertia]]).astype(np.float64))
+    inertia.append(float(total[-1]))
+    return LloydResult(
+        centroids=C,
+        sizes=np.rint(total[:k]).astype(np.int64),
+        inertia=inertia,
+        iterations=len(history),
+        converged=converged,
+        history=history,
+    )

@@ -1,0 +1,271 @@
+"""Stage 1 input: stream FASTQ/FASTA reads (plain or gzip) into columnar batches.
+
+Parsing is needletail's job; this module only turns its records into
+`ReadBatch` objects (read names, one uppercased ASCII byte buffer of all
+sequences, int64 offsets) that the numba embedders consume without touching
+Python strings again, and turns every way an input can be broken (truncated
+record, bad header, sequence/quality length mismatch, corrupt or truncated
+compressed stream, empty file, bytes that are not sequence letters) into one
+`InputFormatError` that names the file and the 1-based record number. Policy
+decisions: a read's id is its name (the header up to the first whitespace);
+records with an empty sequence are accepted (cutadapt and friends emit them
+legitimately) and the embedders give them an all-zero row; sequence bytes must
+be ASCII letters or one of ``- . *`` (anything else, such as spaces, digits or
+non-ASCII bytes, is rejected as a corrupt record); lowercase is uppercased.
+Missing or unreadable paths raise the usual `OSError`, not `InputFormatError`.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import os
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar, cast
+
+import needletail
+import numpy as np
+from numba import njit
+from numpy.typing import NDArray
+
+__all__ = [
+    "InputFormatError",
+    "ReadBatch",
+    "count_records",
+    "detect_format",
+    "iter_batches",
+]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+StrPath = str | os.PathLike[str]
+
+
+def _jit(fn: _F) -> _F:
+    # numba ships no type information; keep the Python signature for mypy.
+    return cast(_F, njit(cache=True, nogil=True)(fn))
+
+
+@dataclass(frozen=True, eq=False)
+class ReadBatch:
+    """Consecutive reads of one file; read ``i`` is ``seq[offsets[i]:offsets[i + 1]]``.
+
+    ``seq`` may be a read-only view of the decoded bytes (it is never copied
+    when the input is already uppercase). ``first_record`` is the 1-based
+    record number of ``ids[0]`` within ``source``.
+    """
+
+    source: str
+    first_record: int
+    ids: list[str]
+    seq: NDArray[np.uint8]
+    offsets: NDArray[np.int64]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def lengths(self) -> NDArray[np.int64]:
+        return np.diff(self.offsets)
+
+
+class InputFormatError(ValueError):
+    """A malformed input file, located by display name and 1-based record number.
+
+    ``record`` is the number of the offending record, i.e. one more than the
+    number of records read successfully before it; it is 0 when the input
+    holds no record at all (an empty file, or an empty compressed stream).
+    """
+
+    def __init__(self, source: str, record: int, reason: str) -> None:
+        super().__init__(f"{source}: record {record}: {reason}")
+        self.source = source
+        self.record = record
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Ray ships exceptions between processes by pickling them.
+        return (type(self), (self.source, self.record, self.reason))
+
+
+# needletail's messages (0.7.x) end in "(record 'ID' at line N)." or "(line N)."
+_WHERE = re.compile(r"\s*\((?:record '(?P<id>.*)' at )?line \d+\)\.?\s*$", re.DOTALL)
+_LEN_MISMATCH = re.compile(r"Sequence length is (\d+) but quality length is (\d+)")
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _is_compressed(path: StrPath) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(6)
+    except OSError:
+        return False
+    # gzip, bzip2, xz, zstd: the containers needletail can decompress.
+    return head.startswith((_GZIP_MAGIC, b"BZh", b"\xfd7zXZ", b"\x28\xb5\x2f\xfd"))
+
+
+def _translate(path: StrPath, source: str, ok: int, exc: Exception) -> InputFormatError:
+    """Map a needletail error raised after `ok` good records to an InputFormatError."""
+    raw = str(exc)
+    where = _WHERE.search(raw)
+    text = raw[: where.start()] if where else raw
+    read_id = where.group("id") if where else None
+    record = ok + 1
+    if text.startswith("Failed to read the first two bytes"):
+        record, reason = 0, "empty input: no records"
+    elif text.startswith("Unexpected end of input"):
+        reason = "truncated record: unexpected end of input"
+    elif m := _LEN_MISMATCH.search(text):
+        reason = f"sequence length {m.group(1)} != quality length {m.group(2)}"
+    elif text.startswith("Expected '@' or '>' at the start"):
+        reason = "not FASTA or FASTQ: " + text[0].lower() + text[1:]
+    elif text.startswith("Expected '@' but found"):
+        reason = "bad FASTQ header: " + text[0].lower() + text[1:] + "'"
+    elif text.startswith("Expected '+' separator"):
+        reason = "bad FASTQ separator line: " + text[0].lower() + text[1:] + "'"
+    elif text.startswith("I/O error") and _is_compressed(path):
+        reason = "corrupt or truncated compressed stream: " + text.removeprefix("I/O error: ")
+    else:
+        reason = text
+    if read_id is not None:
+        reason += f" (read '{read_id}')"
+    return InputFormatError(source, record, reason)
+
+
+@_jit
+def _scan(seq: NDArray[np.uint8]) -> tuple[bool, bool]:
+    # Branch-free so LLVM vectorises it: (any byte invalid, any lowercase).
+    bad = False
+    lower = False
+    for i in range(seq.shape[0]):
+        c = np.uint8(seq[i])
+        is_lower = np.uint8(c - np.uint8(97)) < np.uint8(26)
+        is_upper = np.uint8(c - np.uint8(65)) < np.uint8(26)
+        is_gap = (c == np.uint8(45)) | (c == np.uint8(46)) | (c == np.uint8(42))
+        lower |= is_lower
+        bad |= ~(is_lower | is_upper | is_gap)
+    return bad, lower
+
+
+@_jit
+def _first_invalid(seq: NDArray[np.uint8]) -> int:
+    for i in range(seq.shape[0]):
+        c = seq[i]
+        if not ((65 <= c <= 90) or (97 <= c <= 122) or c == 45 or c == 46 or c == 42):
+            return i
+    return -1
+
+
+@_jit
+def _upper(seq: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    out = np.empty_like(seq)
+    for i in range(seq.shape[0]):
+        c = seq[i]
+        out[i] = c - np.uint8(32) if np.uint8(c - np.uint8(97)) < np.uint8(26) else c
+    return out
+
+
+def _record_at(offsets: NDArray[np.int64], pos: int) -> int:
+    """0-based index of the read whose bytes contain position `pos`."""
+    return int(np.searchsorted(offsets, pos, side="right")) - 1
+
+
+def _assemble(source: str, first: int, ids: list[str], seqs: list[str]) -> ReadBatch:
+    n = len(seqs)
+    offsets = np.empty(n + 1, dtype=np.int64)
+    offsets[0] = 0
+    # One C-level pass for lengths and one join: no per-read Python bytecode.
+    np.cumsum(np.fromiter(map(len, seqs), dtype=np.int64, count=n), out=offsets[1:])
+    try:
+        raw = "".join(seqs).encode("ascii")
+    except UnicodeEncodeError as exc:
+        # Offsets count code points, exactly what exc.start indexes.
+        i = _record_at(offsets, exc.start)
+        char = exc.object[exc.start]
+        raise InputFormatError(
+            source, first + i, f"non-ASCII character {char!r} in sequence (read '{ids[i]}')"
+        ) from None
+    seq = np.frombuffer(raw, dtype=np.uint8)
+    bad, lower = _scan(seq)
+    if bad:
+        pos = _first_invalid(seq)
+        i = _record_at(offsets, pos)
+        raise InputFormatError(
+            source,
+            first + i,
+            f"invalid character {chr(seq[pos])!r} at sequence position {pos - offsets[i] + 1}"
+            f" (read '{ids[i]}')",
+        )
+    if lower:
+        seq = _upper(seq)
+    return ReadBatch(source, first, ids, seq, offsets)
+
+
+def _open(path: StrPath) -> needletail.FastxReader:
+    # Fail on a missing/unreadable path with the real OSError; needletail would
+    # report a directory as an "empty file" and a missing file as a parse error.
+    with open(path, "rb"):
+        pass
+    return needletail.parse_fastx_file(os.fspath(path))
+
+
+def iter_batches(
+    path: StrPath, source: str | None = None, batch_size: int = 65536
+) -> Iterator[ReadBatch]:
+    """Stream the reads of a FASTQ/FASTA file (plain or compressed) in batches.
+
+    Holds at most one batch in memory. `source` is the name used in errors
+    (e.g. the s3:// URI of a downloaded temp file); it defaults to `path`.
+    Raises `InputFormatError` at the first bad record; reads of the batch that
+    contains it are not yielded.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    name = os.fspath(path) if source is None else source
+    reader = _open(path)
+    first = 1
+    islice = itertools.islice
+    while True:
+        ids: list[str] = []
+        seqs: list[str] = []
+        add_id, add_seq = ids.append, seqs.append
+        try:
+            # The per-read loop is the hot spot: attribute reads and two appends only.
+            for rec in islice(reader, batch_size):
+                add_id(rec.name)
+                add_seq(rec.seq)
+        except needletail.NeedletailError as exc:
+            raise _translate(path, name, first - 1 + len(seqs), exc) from exc
+        if not ids:
+            return
+        yield _assemble(name, first, ids, seqs)
+        first += len(ids)
+
+
+def count_records(path: StrPath, source: str | None = None) -> int:
+    """Count the records of a file, checking its structure but not the sequence letters."""
+    name = os.fspath(path) if source is None else source
+    reader = _open(path)
+    counter = itertools.count()
+    try:
+        # zip pulls from `reader` before `counter`, so `counter` only ever
+        # advances for records that parsed; no Python bytecode per record.
+        collections.deque(zip(reader, counter), maxlen=0)
+    except needletail.NeedletailError as exc:
+        raise _translate(path, name, next(counter), exc) from exc
+    return next(counter)
+
+
+def detect_format(path: StrPath, source: str | None = None) -> Literal["fastq", "fasta"]:
+    """Report whether a file holds FASTQ or FASTA records, judging by its first record."""
+    name = os.fspath(path) if source is None else source
+    reader = _open(path)
+    try:
+        first = next(reader, None)
+    except needletail.NeedletailError as exc:
+        raise _translate(path, name, 0, exc) from exc
+    if first is None:  # pragma: no cover - needletail raises on empty input
+        raise InputFormatError(name, 0, "empty input: no records")
+    return "fastq" if first.is_fastq() else "fasta"
