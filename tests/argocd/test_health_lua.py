@@ -17,7 +17,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.argocd.conftest import FIXTURES, HEALTH_DIR, REPO, RunHealth
+from tests.argocd.conftest import FIXTURES, HEALTH_DIR, REPO, RunHealth, crd_validator
 
 # The statuses Argo CD accepts from a health script (gitops-engine HealthStatusCode).
 ARGO_STATUSES = {"Healthy", "Progressing", "Degraded", "Suspended", "Missing", "Unknown"}
@@ -95,9 +95,129 @@ def test_fixtures_cover_every_phase_and_edge_case() -> None:
     assert on_disk == vp | sj
 
 
+def _schema_cases() -> list[Any]:
+    return [
+        pytest.param(
+            test["inputPath"], test.get("offSchema"), id=test["inputPath"].removesuffix(".yaml")
+        )
+        for spec in EXPECTED.values()
+        for test in spec["tests"]
+    ]
+
+
+@pytest.mark.parametrize(("input_path", "off_schema"), _schema_cases())
+def test_fixture_matches_the_crd(input_path: str, off_schema: str | None) -> None:
+    """The fixtures are statuses the controllers can write: each validates against
+    the CRD's schema, except the robustness cases marked offSchema."""
+    obj = _load(FIXTURES / input_path)
+    validator = crd_validator(obj["kind"])
+    errors = [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(obj)
+    ]
+    if off_schema:
+        assert errors, f"{input_path} is marked offSchema ({off_schema}) but validates"
+    else:
+        assert not errors, errors
+
+
 def test_every_argo_status_but_missing_is_reachable() -> None:
     seen = {t["healthStatus"]["status"] for spec in EXPECTED.values() for t in spec["tests"]}
     assert seen == ARGO_STATUSES - {"Missing"}
+
+
+# --- statuses the real operator computes -----------------------------------------
+
+
+def _operator_scenarios() -> dict[str, tuple[Any, str, list[str]]]:
+    """name -> (list of Observed passes, expected health, message fragments)."""
+    from vectorpipe_operator.errors import Problem
+    from vectorpipe_operator.status import ManifestView, Observed, RayJobView, SlurmJobView
+
+    running = RayJobView("r42-etl", job_status="RUNNING", deployment_status="Running")
+    done = RayJobView("r42-etl", job_status="SUCCEEDED", deployment_status="Complete")
+    manifest = ManifestView(
+        uri="s3://b/runs/r42/_manifest.json", rows=1000, shards=2, dim=136, format="parquet"
+    )
+
+    def stage2(phase: str, **kw: Any) -> Any:
+        sj = SlurmJobView("r42-kmeans", phase=phase, job_id=77, **kw)
+        return Observed(rayjob=done, manifest=manifest, slurmjob=sj)
+
+    throttled = Problem("S3Throttled", "S3 SlowDown, retrying in 8s")
+    bad_input = Problem("InvalidInput", "s3://b/reads/s7.fq record 12: truncated")
+    return {
+        "pending": ([Observed()], "Progressing", ["Pending: "]),
+        "embedding": ([Observed(rayjob=running)], "Progressing", ["Embedding: ", "r42-etl"]),
+        "embedding-waiting": (
+            [Observed(rayjob=running), Observed(rayjob=running, waiting=throttled)],
+            "Progressing",
+            ["Embedding: ", "S3 SlowDown"],
+        ),
+        "clustering": (
+            [Observed(rayjob=running), stage2("Running", state="RUNNING")],
+            "Progressing",
+            ["Clustering: ", "r42-kmeans", "77"],
+        ),
+        "succeeded": (
+            [Observed(rayjob=running), stage2("Running"), stage2("Succeeded", exit_code=0)],
+            "Healthy",
+            [],
+        ),
+        "failed-input": (
+            [Observed(rayjob=running), Observed(rayjob=running, failure=bad_input)],
+            "Degraded",
+            ["Failed: InvalidInput: ", "record 12"],
+        ),
+        "failed-slurm": (
+            [stage2("Running"), stage2("Failed", state="NODE_FAIL", reason="NodeDown")],
+            "Degraded",
+            ["Failed: SlurmJobFailed: ", "NODE_FAIL"],
+        ),
+        "cancelled-slurm": (
+            [stage2("Running"), stage2("Cancelled", state="CANCELLED")],
+            "Degraded",
+            ["Failed: SlurmJobCancelled: "],
+        ),
+    }
+
+
+OPERATOR_SCENARIOS = [
+    "pending",
+    "embedding",
+    "embedding-waiting",
+    "clustering",
+    "succeeded",
+    "failed-input",
+    "failed-slurm",
+    "cancelled-slurm",
+]
+
+
+@pytest.mark.parametrize("name", OPERATOR_SCENARIOS)
+def test_health_of_statuses_the_operator_computes(run_health: RunHealth, name: str) -> None:
+    """The health script reads what vectorpipe_operator.status really writes."""
+    from vectorpipe_operator.status import compute_status
+
+    passes, expected, fragments = _operator_scenarios()[name]
+    status: dict[str, Any] = {}
+    for minute, observed in enumerate(passes):
+        status = compute_status(
+            generation=2,
+            old=status,
+            output_uri="s3://b/runs/r42/",
+            observed=observed,
+            now=f"2025-03-01T10:{minute:02d}:00Z",
+        )
+    obj = {
+        "apiVersion": "vectorpipe.io/v1alpha1",
+        "kind": "VectorPipeline",
+        "metadata": {"name": "r42", "generation": 2},
+        "status": status,
+    }
+    health = run_health(HEALTH_DIR / "vectorpipeline.lua", obj)
+    assert health["status"] == expected, health
+    for fragment in fragments:
+        assert fragment in health["message"], health
 
 
 # --- the scripts under a sandbox exactly as strict as Argo CD's -----------------

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.argocd.conftest import ARGOCD, HEALTH_DIR, REPO, RunHealth
+from tests.argocd.conftest import ARGOCD, HEALTH_DIR, REPO, RunHealth, crd_validator
 
 PLACEHOLDER_REPO = "https://git.example.com/vectorpipe.git"
 SYNC_CM = REPO / "hack" / "lua" / "sync_cm.py"
@@ -113,6 +113,17 @@ def test_pipeline_folder_holds_vectorpipelines_in_wave_1() -> None:
             for key in ("input", "embedding", "output", "hpc"):
                 assert key in spec
             assert "status" not in obj
+
+
+def test_example_pipelines_match_the_crd() -> None:
+    validator = crd_validator("VectorPipeline")
+    for f in sorted((ARGOCD / "pipelines").glob("*.yaml")):
+        for obj in yaml.safe_load_all(f.read_text(encoding="utf-8")):
+            errors = [
+                f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+                for e in validator.iter_errors(obj)
+            ]
+            assert not errors, (f.name, errors)
 
 
 def test_application_set() -> None:

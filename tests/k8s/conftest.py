@@ -13,23 +13,11 @@ component's log is attached to its report.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
-from typing import Generator, Iterator
+from collections.abc import Generator, Iterator
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from controlplane import ControlPlane, ControlPlaneError, Toolchain  # noqa: E402
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    # Registered here too so this folder runs cleanly under --strict-markers
-    # even before the root configuration lists the markers.
-    config.addinivalue_line(
-        "markers", "k8s: needs the real Kubernetes control plane (hack/k8s/build.sh)"
-    )
-    config.addinivalue_line("markers", "slow: takes tens of seconds or more")
+from tests.k8s.controlplane import ControlPlane, ControlPlaneError, Toolchain
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from controlplane import ControlPlane
+from tests.k8s.controlplane import ControlPlane
 
 pytestmark = pytest.mark.k8s
 

@@ -37,7 +37,6 @@ from pathlib import Path
 
 DEFAULT_BASE = Path(os.environ.get("VECTORPIPE_SLURM_BASE", "/tmp/vectorpipe-slurm"))
 REST_USER = "vpslurm"
-DAEMONS = ("slurmrestd", "slurmd", "slurmctld", "munged")
 PACKAGES = "slurm-wlm slurmctld slurmd slurmrestd munge slurm-wlm-jwt-plugin"
 
 
@@ -52,24 +51,15 @@ def free_port() -> int:
 
 
 def _plugin_dir() -> Path:
-    candidates = [
-        *glob.glob("/usr/lib/*/slurm-wlm"),
-        "/usr/lib64/slurm",
-        "/usr/lib/slurm",
-        "/usr/local/lib/slurm",
-    ]
-    for c in candidates:
+    for c in [*glob.glob("/usr/lib/*/slurm-wlm"), "/usr/lib64/slurm", "/usr/lib/slurm"]:
         if (Path(c) / "auth_munge.so").exists():
             return Path(c)
     raise LocalSlurmError(f"no Slurm plugin directory found; install: {PACKAGES}")
 
 
 def _check_prerequisites() -> Path:
-    missing = [
-        b
-        for b in ("munged", "slurmctld", "slurmd", "slurmrestd", "sinfo", "scontrol", "sbatch")
-        if shutil.which(b) is None
-    ]
+    binaries = ("munged", "slurmctld", "slurmd", "slurmrestd", "sinfo", "scontrol", "sbatch")
+    missing = [b for b in binaries if shutil.which(b) is None]
     plugins = _plugin_dir()
     missing += [p for p in ("auth_jwt.so", "rest_auth_jwt.so") if not (plugins / p).exists()]
     if missing:
@@ -84,20 +74,16 @@ def _ensure_user(name: str) -> None:
     with contextlib.suppress(KeyError):
         pwd.getpwnam(name)
         return
-    proc = subprocess.run(
-        [
-            "useradd",
-            "--system",
-            "--user-group",
-            "--no-create-home",
-            "--shell",
-            "/usr/sbin/nologin",
-            name,
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    argv = [
+        "useradd",
+        "--system",
+        "--user-group",
+        "--no-create-home",
+        "--shell",
+        "/usr/sbin/nologin",
+        name,
+    ]
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
     # 9 = "already exists": another session created it between our check and here.
     if proc.returncode not in (0, 9):
         raise LocalSlurmError(f"useradd {name} failed: {proc.stderr.strip()}")
@@ -161,7 +147,7 @@ def reap_stale_runs(base: Path = DEFAULT_BASE) -> list[Path]:
             alive = time.time() - run_dir.stat().st_mtime < 3600
         if alive:
             continue
-        _kill_all(_pids_referencing(str(run_dir)))
+        _kill_all(_pids_referencing(f"{run_dir}/"))
         shutil.rmtree(run_dir, ignore_errors=True)
         reaped.append(run_dir)
     return reaped
@@ -254,7 +240,7 @@ class LocalSlurm:
         for name in ("slurmd", "slurmctld", "munged"):
             self.stop_daemon(name)
         # Job steps outlive slurmd; they carry SLURM_CONF pointing here.
-        _kill_all(_pids_referencing(str(self.dir)))
+        _kill_all(_pids_referencing(f"{self.dir}/"))
         if os.environ.get("VECTORPIPE_SLURM_KEEP") != "1":
             shutil.rmtree(self.dir, ignore_errors=True)
         self.dir = Path()

@@ -86,13 +86,23 @@ def test_schemas_are_structural(name: str) -> None:
             assert node["default"] is not None, path
 
 
-def test_optional_subobjects_default_to_empty_so_nested_defaults_apply() -> None:
+def test_optional_subobjects_get_defaults_so_nested_defaults_apply() -> None:
     spec = schema("vectorpipelines")["properties"]["spec"]
     props = spec["properties"]
-    for name in ("embedding", "s3", "ray", "hpc"):
-        assert props[name]["default"] == {}, name
-    assert props["ray"]["properties"]["workers"]["default"] == {}
-    assert props["hpc"]["properties"]["slurm"]["default"] == {}
+    # What `{}` becomes after defaulting: written out, because the API server
+    # validates a default against the CEL rules without defaulting it first.
+    assert props["embedding"]["default"] == {
+        "method": "kmer",
+        "k": 4,
+        "canonical": True,
+        "transform": "none",
+        "seed": 0,
+    }
+    assert props["s3"]["default"] == {}
+    assert props["ray"]["default"]["workers"] == props["ray"]["properties"]["workers"]["default"]
+    assert props["ray"]["properties"]["workers"]["default"]["replicas"] == 1
+    assert props["hpc"]["default"]["slurm"]["ntasksPerNode"] == 2
+    assert props["hpc"]["default"]["app"]["clusters"] == 20
     # Required sub-objects, and those with required fields, get no default.
     assert "default" not in props["input"] and "default" not in props["output"]
     assert "default" not in props["hpc"]["properties"]["slurm"]["properties"]["tokenSecretRef"]

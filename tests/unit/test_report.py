@@ -185,6 +185,9 @@ def test_report_writes_page_and_valid_pngs(labelled: Written) -> None:
         with Image.open(out / name) as img:
             assert img.format == "PNG"
             assert img.width > 300 and img.height > 200
+    # With labels the projection gets a second panel, coloured by true source.
+    with Image.open(out / "projection.png") as proj, Image.open(out / "inertia.png") as inertia:
+        assert proj.width > 1.5 * inertia.width
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no temp files left
 
 
@@ -267,8 +270,10 @@ def test_projection_clusters_whatever_the_assignment_layout(
     manifest = report.read_manifest(store, run.uri)
     centroids = report.read_centroids(store, run.uri)
     parts = _parts(store, run.uri)
-    vectors, clusters = report.sample_vectors(store, run.uri, manifest, 300, 0, parts, centroids)
+    sample = report.sample_vectors(store, run.uri, manifest, 300, 0, parts, centroids)
+    vectors, clusters = sample.vectors, sample.clusters
     assert vectors.shape == (300, DIM) and clusters.shape == (300,)
+    assert len(sample.read_ids) == 300 and set(sample.read_ids) <= set(run.ids)
     # Whichever way the clusters were found, they must be the assigned ones: the
     # blobs are far apart, so the nearest centroid agrees with the assignment.
     assert np.array_equal(clusters, report.nearest(vectors, centroids))
@@ -286,12 +291,14 @@ def test_sample_is_seeded_and_bounded(tmp_path: Path, store: Store) -> None:
     manifest = report.read_manifest(store, run.uri)
     centroids = report.read_centroids(store, run.uri)
     parts = report.read_assignments(store, report.assignment_parts(store, run.uri))
-    a, _ = report.sample_vectors(store, run.uri, manifest, 100, 7, parts, centroids)
-    b, _ = report.sample_vectors(store, run.uri, manifest, 100, 7, parts, centroids)
-    c, _ = report.sample_vectors(store, run.uri, manifest, 100, 8, parts, centroids)
-    everything, _ = report.sample_vectors(store, run.uri, manifest, 10**6, 0, parts, centroids)
-    assert np.array_equal(a, b) and not np.array_equal(a, c)
-    assert everything.shape == (run.rows, DIM)
+    a = report.sample_vectors(store, run.uri, manifest, 100, 7, parts, centroids)
+    b = report.sample_vectors(store, run.uri, manifest, 100, 7, parts, centroids)
+    c = report.sample_vectors(store, run.uri, manifest, 100, 8, parts, centroids)
+    everything = report.sample_vectors(store, run.uri, manifest, 10**6, 0, parts, centroids)
+    assert np.array_equal(a.vectors, b.vectors) and a.read_ids == b.read_ids
+    assert not np.array_equal(a.vectors, c.vectors)
+    assert everything.vectors.shape == (run.rows, DIM)
+    assert everything.read_ids == run.ids  # every row, in manifest order
 
 
 def test_report_is_deterministic(labelled: Written, store: Store) -> None:

@@ -28,7 +28,8 @@
 --      for an external event to resume", and a cancelled Slurm job never
 --      resumes; it must be re-created. (Suspended also ranks healthier than
 --      Progressing in an Application's aggregate health, which would hide it.)
---   2. spec.suspend == true (the user asked for a pause, whatever Slurm says)
+--   2. spec.suspend == true (the user asked for a pause, whatever Slurm says;
+--      the SlurmJob CRD has no spec.suspend yet, so this waits for it)
 --        -> Suspended "Suspended by spec.suspend" [+ " (Slurm job ID STATE)"]
 --   3. no status, or no status.phase
 --        -> Progressing "Waiting for the slurm-bridge to submit the job"

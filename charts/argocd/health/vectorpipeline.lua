@@ -23,14 +23,22 @@
 --      treated as stale)
 --        -> Progressing "Waiting for the operator to observe generation G (observed O)"
 --   3. phase Pending | Embedding | Clustering
---        -> Progressing "<Phase>: <detail>", detail = the message (else
---           reason) of the most recent condition whose status is not "True"
---           (what is still outstanding, a transient fault included; "most
---           recent" = greatest lastTransitionTime, later entries win ties),
---           else the RayJob / SlurmJob summary from status.ray / status.slurm,
---           else a fixed text per phase. A True condition (say
---           EmbeddingComplete while Clustering) describes finished work and is
---           not used.
+--        -> Progressing "<Phase>: <detail>". detail is, first found:
+--           a. the Ready condition's message when Ready is not True and its
+--              reason is not the phase name: the operator then reports
+--              something it is waiting on (a transient fault such as S3
+--              throttling or slurmrestd being down, retried with backoff);
+--           b. the message of the current stage's condition when not True:
+--              EmbeddingComplete for Pending/Embedding ("RayJob r42-etl
+--              Running, job RUNNING"), ClusteringComplete for Clustering
+--              ("SlurmJob r42-kmeans Running, Slurm job 1234 RUNNING");
+--           c. the message (else reason) of the most recent condition that
+--              is not True ("most recent" = greatest lastTransitionTime,
+--              later entries win ties);
+--           d. the RayJob / SlurmJob summary in status.ray / status.slurm;
+--           e. a fixed text per phase.
+--           A True condition (EmbeddingComplete while Clustering) describes
+--           finished work and is never used here.
 --   4. phase Succeeded
 --        -> Healthy, message of the Ready condition, else
 --           "Succeeded: N shards, R rows" from status.outputs, else "Succeeded"
@@ -120,7 +128,23 @@ local function reasonMessage(reason, message)
   return reason or message
 end
 
+-- Which condition tracks the stage a phase is in.
+local STAGE_CONDITION = {
+  Pending = "EmbeddingComplete",
+  Embedding = "EmbeddingComplete",
+  Clustering = "ClusteringComplete",
+}
+
 local function progressDetail(phase, status, conds)
+  local ready = conditionOfType(conds, "Ready")
+  if ready ~= nil and ready.status ~= "True" and text(ready.reason) ~= nil
+      and ready.reason ~= phase and text(ready.message) ~= nil then
+    return text(ready.message)
+  end
+  local stage = conditionOfType(conds, STAGE_CONDITION[phase])
+  if stage ~= nil and stage.status ~= "True" and text(stage.message) ~= nil then
+    return text(stage.message)
+  end
   local c = latest(conds, notTrue)
   if c ~= nil then
     local d = text(c.message) or text(c.reason)

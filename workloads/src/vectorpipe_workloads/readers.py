@@ -94,6 +94,9 @@ class InputFormatError(ValueError):
 _WHERE = re.compile(r"\s*\((?:record '(?P<id>.*)' at )?line \d+\)\.?\s*$", re.DOTALL)
 _LEN_MISMATCH = re.compile(r"Sequence length is (\d+) but quality length is (\d+)")
 _GZIP_MAGIC = b"\x1f\x8b"
+# Reads are decoded in sub-chunks this small so the per-read str objects are freed
+# and their memory reused while still in cache (see iter_batches).
+_CHUNK = 4096
 
 
 def _is_compressed(path: StrPath) -> bool:
@@ -172,22 +175,21 @@ def _record_at(offsets: NDArray[np.int64], pos: int) -> int:
     return int(np.searchsorted(offsets, pos, side="right")) - 1
 
 
-def _assemble(source: str, first: int, ids: list[str], seqs: list[str]) -> ReadBatch:
-    n = len(seqs)
+def _non_ascii(source: str, first: int, ids: list[str], seqs: list[str], exc: UnicodeEncodeError) -> InputFormatError:
+    lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
+    # Lengths count code points, exactly what exc.start indexes.
+    i = int(np.searchsorted(np.cumsum(lengths), exc.start, side="right"))
+    char = exc.object[exc.start]
+    return InputFormatError(
+        source, first + i, f"non-ASCII character {char!r} in sequence (read '{ids[i]}')"
+    )
+
+
+def _finish(source: str, first: int, ids: list[str], seq: NDArray[np.uint8], lengths: NDArray[np.int64]) -> ReadBatch:
+    n = len(ids)
     offsets = np.empty(n + 1, dtype=np.int64)
     offsets[0] = 0
-    # One C-level pass for lengths and one join: no per-read Python bytecode.
-    np.cumsum(np.fromiter(map(len, seqs), dtype=np.int64, count=n), out=offsets[1:])
-    try:
-        raw = "".join(seqs).encode("ascii")
-    except UnicodeEncodeError as exc:
-        # Offsets count code points, exactly what exc.start indexes.
-        i = _record_at(offsets, exc.start)
-        char = exc.object[exc.start]
-        raise InputFormatError(
-            source, first + i, f"non-ASCII character {char!r} in sequence (read '{ids[i]}')"
-        ) from None
-    seq = np.frombuffer(raw, dtype=np.uint8)
+    np.cumsum(lengths, out=offsets[1:])
     bad, lower = _scan(seq)
     if bad:
         pos = _first_invalid(seq)
@@ -227,20 +229,38 @@ def iter_batches(
     reader = _open(path)
     first = 1
     islice = itertools.islice
+    chunk = min(batch_size, _CHUNK)
     while True:
         ids: list[str] = []
-        seqs: list[str] = []
-        add_id, add_seq = ids.append, seqs.append
-        try:
-            # The per-read loop is the hot spot: attribute reads and two appends only.
-            for rec in islice(reader, batch_size):
-                add_id(rec.name)
-                add_seq(rec.seq)
-        except needletail.NeedletailError as exc:
-            raise _translate(path, name, first - 1 + len(seqs), exc) from exc
+        add_id = ids.append
+        parts: list[bytes] = []
+        lengths: list[NDArray[np.int64]] = []
+        while len(ids) < batch_size:
+            seqs: list[str] = []
+            add_seq = seqs.append
+            todo = min(chunk, batch_size - len(ids))
+            try:
+                # The per-read loop is the hot spot: two attribute reads, two appends.
+                for rec in islice(reader, todo):
+                    add_id(rec.name)
+                    add_seq(rec.seq)
+            except needletail.NeedletailError as exc:
+                raise _translate(path, name, first - 1 + len(ids), exc) from exc
+            if not seqs:
+                break
+            lengths.append(np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs)))
+            try:
+                parts.append("".join(seqs).encode("ascii"))
+            except UnicodeEncodeError as exc:
+                base = first + len(ids) - len(seqs)
+                raise _non_ascii(name, base, ids[-len(seqs):], seqs, exc) from None
+            if len(seqs) < todo:
+                break
         if not ids:
             return
-        yield _assemble(name, first, ids, seqs)
+        raw = parts[0] if len(parts) == 1 else b"".join(parts)
+        seq = np.frombuffer(raw, dtype=np.uint8)
+        yield _finish(name, first, ids, seq, np.concatenate(lengths))
         first += len(ids)
 
 

@@ -65,6 +65,15 @@ class Centroids:
 
 
 @dataclass(frozen=True)
+class Sample:
+    """Sampled rows of a run: their vectors, assigned clusters and read ids."""
+
+    vectors: F32
+    clusters: I64
+    read_ids: list[str]
+
+
+@dataclass(frozen=True)
 class Scores:
     ari: float | None
     nmi: float | None
@@ -133,7 +142,7 @@ def sample_vectors(
     seed: int,
     assignments: Sequence[pa.Table],
     centroids: Centroids,
-) -> tuple[F32, I64]:
+) -> Sample:
     """A seeded random sample of the run's vectors and the cluster each was assigned to."""
     total = manifest.rows
     rng = np.random.default_rng(seed)
@@ -156,6 +165,7 @@ def sample_vectors(
             )
     vectors: list[F32] = []
     clusters: list[I64] = []
+    read_ids: list[str] = []
     start = 0
     for j, shard in enumerate(manifest.shards):
         lo = int(np.searchsorted(chosen, start))
@@ -164,14 +174,13 @@ def sample_vectors(
         start += shard.rows
         if local.size == 0:
             continue
-        columns = ["embedding"] if by_id is None else ["read_id", "embedding"]
-        table = read_shard(store, output_uri, shard, columns=columns).take(local)
+        table = read_shard(store, output_uri, shard, columns=["read_id", "embedding"]).take(local)
         vecs = embedding_matrix(table)
+        ids = table.column("read_id").to_pylist()
         if aligned:
             assigned = assignments[j].column("cluster").take(local).to_numpy()
             cl = np.asarray(assigned, dtype=np.int64)
         elif by_id is not None:
-            ids = table.column("read_id").to_pylist()
             cl = np.array([by_id.get(r, -1) for r in ids], dtype=np.int64)
         else:
             cl = np.full(len(local), -1, dtype=np.int64)
@@ -182,10 +191,11 @@ def sample_vectors(
             cl[missing] = nearest(vecs[missing], centroids)
         vectors.append(vecs)
         clusters.append(cl)
+        read_ids.extend(ids)
     if not vectors:
         dim = centroids.vectors.shape[1] if centroids.vectors.ndim == 2 else manifest.dim
-        return np.zeros((0, dim), np.float32), np.zeros(0, np.int64)
-    return np.concatenate(vectors), np.concatenate(clusters)
+        return Sample(np.zeros((0, dim), np.float32), np.zeros(0, np.int64), [])
+    return Sample(np.concatenate(vectors), np.concatenate(clusters), read_ids)
 
 
 def nearest(vectors: F32, centroids: Centroids) -> I64:
@@ -327,23 +337,16 @@ def plot_projection(
     c: Centroids,
     colours: Sequence[str],
     explained: tuple[float, float],
+    truth: Sequence[str | None] | None = None,
 ) -> bytes:
-    fig = _new_figure(7.2, 5.4)
-    ax = fig.add_subplot()
-    _style(ax)
-    ax.grid(True, axis="both", color="#f0f1f3", linewidth=0.8)
+    """The sample coloured by cluster; with labels, a second panel coloured by true source."""
+    fig = _new_figure(12.0 if truth is not None else 7.2, 5.4)
+    if truth is not None:
+        fig.subplots_adjust(wspace=0.18)
+    ax = fig.add_subplot(1, 2 if truth is not None else 1, 1)
     index = {int(cid): i for i, cid in enumerate(c.ids)}
     point_colours = [colours[index.get(int(cl), 0)] if colours else "#4c78a8" for cl in clusters]
-    size = 6.0 if len(points) > 2000 else 12.0
-    ax.scatter(
-        points[:, 0],
-        points[:, 1],
-        s=size,
-        c=point_colours,
-        alpha=0.55,
-        linewidths=0,
-        rasterized=True,
-    )
+    _scatter(ax, points, point_colours, explained)
     if len(centres):
         ax.scatter(
             centres[:, 0],
@@ -365,12 +368,56 @@ def plot_projection(
                     fontsize=9,
                     fontweight="bold",
                 )
+    ax.set_title(
+        f"PCA of {len(points):,} sampled vectors, by cluster (× = centroid)",
+        loc="left",
+        fontweight="bold",
+    )
+    if truth is not None:
+        right = fig.add_subplot(1, 2, 2, sharex=ax, sharey=ax)
+        sources = sorted({t for t in truth if t is not None})
+        palette = source_colours(len(sources))
+        colour_of = dict(zip(sources, palette, strict=True))
+        _scatter(
+            right,
+            points,
+            [colour_of.get(t, "#c7c9cc") if t else "#c7c9cc" for t in truth],
+            explained,
+        )
+        right.set_ylabel("")
+        handles = [
+            right.scatter([], [], s=30, color=colour_of[src], label=src) for src in sources[:20]
+        ]
+        if any(t is None for t in truth):
+            handles.append(right.scatter([], [], s=30, color="#c7c9cc", label="no label"))
+        right.legend(handles=handles, loc="best", fontsize=8, frameon=True, framealpha=0.85)
+        right.set_title("The same points, by true source", loc="left", fontweight="bold")
+    return _png(fig)
+
+
+def _scatter(ax: Any, points: F64, colours: Sequence[str], explained: tuple[float, float]) -> None:
+    _style(ax)
+    ax.grid(True, axis="both", color="#f0f1f3", linewidth=0.8)
+    ax.scatter(
+        points[:, 0],
+        points[:, 1],
+        s=6.0 if len(points) > 2000 else 12.0,
+        c=list(colours),
+        alpha=0.55,
+        linewidths=0,
+        rasterized=True,
+    )
     ax.set_xlabel(f"PC1 ({explained[0] * 100:.1f}% of variance)")
     ax.set_ylabel(f"PC2 ({explained[1] * 100:.1f}% of variance)")
-    ax.set_title(
-        f"PCA of {len(points):,} sampled vectors (× = centroid)", loc="left", fontweight="bold"
-    )
-    return _png(fig)
+
+
+def source_colours(n: int) -> list[str]:
+    # Its own palette (Dark2, not tab10): source i has nothing to do with cluster i.
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
+    cmap = colormaps["Dark2"] if n <= 8 else colormaps["turbo"]
+    return [to_hex(cmap(i if n <= 8 else i / max(n - 1, 1))) for i in range(n)]
 
 
 def plot_inertia(inertia: Sequence[float], converged: bool | None) -> bytes:
@@ -621,6 +668,11 @@ def render_html(
     if scores is not None:
         labels_html = _labels_section(scores, centroids, colours)
 
+    by_source = (
+        " On the right, the same points coloured by the genome each read came from."
+        if scores is not None
+        else ""
+    )
     notes_html = "".join(f'<p class="warn">{_e(n)}</p>' for n in notes)
     sources_html = "".join(
         f"<tr><td><code>{_e(s.uri)}</code></td><td class='n'>{s.records:,}</td>"
@@ -648,7 +700,7 @@ def render_html(
 <h2>Where the vectors lie</h2>
 {_img("projection.png", images["projection.png"], "2-D PCA projection coloured by cluster")}
 <p class="note">A seeded random sample of {sampled:,} of {manifest.rows:,} vectors, projected on
-their first two principal components; crosses are the centroids.</p>
+their first two principal components; crosses are the centroids.{by_source}</p>
 {labels_html}
 <h2>Run</h2>
 <div class="grid2">
@@ -742,10 +794,9 @@ def write_report(
         )
 
     colours = cluster_colours(len(centroids.ids))
-    vectors, clusters = sample_vectors(
-        store, output_uri, manifest, sample_rows, seed, assignments, centroids
-    )
-    points, centres, explained = pca_2d(vectors, centroids.vectors)
+    sample = sample_vectors(store, output_uri, manifest, sample_rows, seed, assignments, centroids)
+    points, centres, explained = pca_2d(sample.vectors, centroids.vectors)
+    truth = [labels.get(r) for r in sample.read_ids] if labels else None
 
     scores: Scores | None = None
     if labels is not None:
@@ -753,7 +804,9 @@ def write_report(
 
     images = {
         "cluster_sizes.png": plot_sizes(centroids, colours),
-        "projection.png": plot_projection(points, clusters, centres, centroids, colours, explained),
+        "projection.png": plot_projection(
+            points, sample.clusters, centres, centroids, colours, explained, truth
+        ),
         "inertia.png": plot_inertia(
             [float(v) for v in metrics.get("inertia", []) or []], metrics.get("converged")
         ),

@@ -24,6 +24,7 @@ from typing import Any
 
 from slurm_bridge.client.adapter import RestAdapter
 from slurm_bridge.client.models import ControllerPing, JobInfo, JobRequest, state_from_string
+from slurm_bridge.client.responses import classify
 from slurm_bridge.client.retry import RetryPolicy
 from slurm_bridge.client.v0038 import V0038
 from slurm_bridge.client.versions import ADAPTERS, SUPPORTED_VERSIONS, version_key
@@ -168,11 +169,23 @@ class SlurmCliClient:
                 raise self._error("job query", proc.returncode, proc.stderr)
             return proc.stdout
 
-        try:
-            body = json.loads(self.retry.call(run))
-        except json.JSONDecodeError as exc:
-            raise SlurmRejected(f"squeue --json printed no JSON: {exc}") from exc
-        return _adapter_for_plugin(body.get("meta") or {}).parse_jobs(body)
+        def load() -> Any:
+            try:
+                body = json.loads(run())
+            except json.JSONDecodeError as exc:
+                raise SlurmRejected(f"squeue --json printed no JSON: {exc}") from exc
+            adapter = _adapter_for_plugin(body.get("meta") or {})
+            # squeue --json exits 0 even when slurmctld is unreachable (22.05); the
+            # failure is only in errors[], worded as slurmrestd would word it.
+            verdict = classify(500, adapter.errors(body), what="job query")
+            if body.get("errors") and verdict is not None:
+                if isinstance(verdict.error, SlurmNotFound):
+                    return []
+                raise verdict.error
+            return adapter.parse_jobs(body)
+
+        jobs: list[JobInfo] = self.retry.call(load)
+        return jobs
 
     def _sacct(self, job_id: int) -> JobInfo | None:
         argv = ["sacct", "-n", "-P", "-X", "-j", str(job_id), "-o", _SACCT_FIELDS]

@@ -259,14 +259,16 @@ def _json_default(value: Any) -> Any:
 
 
 def _csv_bytes(table: pa.Table) -> bytes:
+    header = (",".join(table.column_names) + "\n").encode()
     sink = pa.BufferOutputStream()
     try:
         # Plain `id,cluster` lines like the seed's files, unless an id needs quotes.
-        pacsv.write_csv(table, sink, pacsv.WriteOptions(quoting_style="none"))
+        options = pacsv.WriteOptions(include_header=False, quoting_style="none")
+        pacsv.write_csv(table, sink, options)
     except pa.ArrowInvalid:
         sink = pa.BufferOutputStream()
-        pacsv.write_csv(table, sink)
-    return bytes(sink.getvalue().to_pybytes())
+        pacsv.write_csv(table, sink, pacsv.WriteOptions(include_header=False))
+    return header + bytes(sink.getvalue().to_pybytes())
 
 
 def write_rank_csv(store: Store, output: str, rank: int, ids: pa.Array, labels: I32) -> None:
