@@ -8,7 +8,7 @@ set -euo pipefail
 
 PACKAGES=(
   openmpi-bin libopenmpi-dev
-  slurm-wlm slurmrestd munge
+  slurm-wlm slurmrestd slurm-wlm-jwt-plugin munge
   buildah debootstrap
   art-nextgen-simulation-tools kmer-examples bowtie2-examples
   lua5.1 jq

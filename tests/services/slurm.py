@@ -196,6 +196,9 @@ class LocalSlurm:
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> LocalSlurm:
+        if self.dir.name and all(self._alive(d) for d in ("slurmctld", "slurmd", "slurmrestd")):
+            return self  # already up: starting twice is a no-op
+        self.stop()  # half-started earlier: begin again from nothing
         plugins = _check_prerequisites()
         _ensure_user(self.rest_user)
         self.base.mkdir(parents=True, exist_ok=True)
@@ -338,7 +341,18 @@ class LocalSlurm:
                 f"--pid-file={run / 'munged.pid'}", f"--log-file={self.log_path('munged')}",
                 f"--seed-file={self.dir / 'munge' / 'munged.seed'}"]  # fmt: skip
         self._spawn("munged", argv)
-        self._wait("munged's socket", self.munge_socket.exists, ("munged",))
+        try:
+            self._wait("munged's socket", self.munge_socket.exists, ("munged",))
+        except LocalSlurmError:
+            # Fall back to the machine's munged when it already runs and answers.
+            system = Path("/run/munge/munge.socket.2")
+            probe = subprocess.run(
+                ["munge", "-n", "-S", str(system)], capture_output=True, check=False
+            )
+            if probe.returncode != 0:
+                raise
+            self.stop_daemon("munged")
+            self.munge_socket = system
 
     def _write_conf(self) -> None:
         jwt_key = self.dir / "state" / "jwt.key"

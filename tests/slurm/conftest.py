@@ -3,13 +3,15 @@
 `slurm` (session) is `tests.services.slurm.slurm_fixture`: a `LocalSlurm` on
 loopback serving REST v0.0.36-v0.0.38 with JWT. `rest` is a `SlurmRestClient` for
 root whose token comes from the mutable `token_box`, so a test can rotate it;
-`cli` is the `SlurmCliClient` for the same cluster. When a test that used the
-cluster fails, the tail of every daemon's log is attached to its report.
+`cli` is the `SlurmCliClient` for the same cluster and `expired_token` a real
+token past its expiry. When a test that used the cluster fails, the tail of
+every daemon's log is attached to its report.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
+import time
+from collections.abc import Callable, Generator, Iterator
 
 import pytest
 
@@ -39,6 +41,22 @@ class TokenBox:
 @pytest.fixture
 def token_box(slurm: LocalSlurm) -> TokenBox:
     return TokenBox(slurm.token("root", lifespan=3600))
+
+
+@pytest.fixture(scope="session")
+def expired_token(slurm: LocalSlurm) -> Callable[[], str]:
+    """A real root token that has expired by the time it is asked for.
+
+    Minted once at session start; the first caller waits out what is left of
+    its one-second life plus the client's clock-skew leeway.
+    """
+    token, minted = slurm.token("root", lifespan=1), time.monotonic()
+
+    def get() -> str:
+        time.sleep(max(0.0, minted + 7 - time.monotonic()))
+        return token
+
+    return get
 
 
 @pytest.fixture

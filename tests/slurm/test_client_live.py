@@ -133,10 +133,8 @@ def test_cancel_a_sleeping_job(rest: SlurmRestClient, slurm: LocalSlurm) -> None
         rest.cancel(99_999_999)
 
 
-def test_bad_tokens_are_auth_errors(slurm: LocalSlurm) -> None:
-    expired = slurm.token("root", lifespan=1)
-    time.sleep(7)  # past exp plus the client's clock-skew leeway
-    for bad in ("not-a-jwt", expired):
+def test_bad_tokens_are_auth_errors(slurm: LocalSlurm, expired_token: Callable[[], str]) -> None:
+    for bad in ("not-a-jwt", expired_token()):
         with SlurmRestClient(slurm.rest_url, "root", static_token(bad), version="v0.0.38") as c:
             with pytest.raises(SlurmAuthError):
                 c.list_jobs()
@@ -152,7 +150,14 @@ def test_token_signed_with_another_key_is_refused(slurm: LocalSlurm) -> None:
         # slurmctld (HTTP 500, "Unspecified error"), so the client can only say so.
         with pytest.raises(SlurmUnavailable, match="refused the token"):
             c.list_jobs()
-    assert len(sleeps) == 2
+        assert len(sleeps) == 2
+        # A submit is never repeated once sent; 22.05 answers it with "Zero Bytes".
+        marker = f"uid-{uuid.uuid4()}"
+        with pytest.raises(SlurmUnavailable, match="refused token") as info:
+            c.submit(job(slurm, "#!/bin/bash\ntrue\n", comment=marker))
+        assert info.value.request_sent and len(sleeps) == 2
+    with SlurmRestClient(slurm.rest_url, "root", static_token(slurm.token())) as good:
+        assert good.find_by_comment(marker) == []
 
 
 def test_rejections_carry_slurms_message(rest: SlurmRestClient, slurm: LocalSlurm) -> None:
@@ -196,11 +201,10 @@ def test_rotated_token_is_picked_up(
     assert second > first and token_box.reads >= 2
 
 
-def test_expired_token_is_reread_once(slurm: LocalSlurm) -> None:
+def test_expired_token_is_reread_once(slurm: LocalSlurm, expired_token: Callable[[], str]) -> None:
     # The Secret still held an expired token at the first read and a fresh one at the
     # second: the client's one re-read rescues the call.
-    reads = [slurm.token("root", lifespan=1), slurm.token("root", lifespan=600)]
-    time.sleep(7)
+    reads = [expired_token(), slurm.token("root", lifespan=600)]
     with SlurmRestClient(slurm.rest_url, "root", lambda: reads.pop(0) if len(reads) > 1 else reads[0],
                          version="v0.0.38") as c:  # fmt: skip
         assert c.ping()[0].responding

@@ -237,5 +237,22 @@ class RestAdapter:
         return str(ping.get("pinged", "")).upper() == "UP"
 
     def cancel_errors(self, body: Json) -> list[ErrorEntry]:
-        """Per-job failures a 200 cancel response can carry (v0.0.42+ only)."""
-        return []
+        """Per-job failures in a 200 cancel response's ``status[]``.
+
+        Only v0.0.42 documents ``status[]`` (openapi_kill_job_resp), but 24.11 runs
+        one DELETE handler for every version it serves, so every adapter reads it.
+        """
+        failures = []
+        for item in body.get("status") or []:
+            error = item.get("error") if isinstance(item, Mapping) else None
+            code = read_number(error.get("code")) if isinstance(error, Mapping) else None
+            if isinstance(error, Mapping) and code:
+                failures.append(
+                    ErrorEntry(
+                        number=code,
+                        error=str(error.get("string") or ""),
+                        description=str(error.get("message") or ""),
+                        source="kill_jobs",
+                    )
+                )
+        return failures

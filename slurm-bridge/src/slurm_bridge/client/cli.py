@@ -114,29 +114,36 @@ class SlurmCliClient:
 
     def cancel(self, job_id: int) -> None:
         what = f"cancellation of job {job_id}"
-        # scancel exits 0 even for unknown jobs; only -v prints why.
-        proc = self.retry.call(lambda: self._run_proc(["scancel", "-v", str(int(job_id))], what))
-        errors = [line for line in proc.stderr.splitlines() if "error:" in line]
-        if any("Invalid job id" in e for e in errors):
-            raise SlurmNotFound(f"{what}: Invalid job id specified")
-        errors = [e for e in errors if "already completing or completed" not in e]
-        if proc.returncode != 0 or errors:
-            raise self._error(what, proc.returncode, "\n".join(errors) or proc.stderr)
+
+        def attempt() -> None:
+            # scancel exits 0 even for unknown jobs; only -v prints why.
+            proc = self._run_proc(["scancel", "-v", str(int(job_id))], what)
+            errors = [line for line in proc.stderr.splitlines() if "error:" in line]
+            if any("Invalid job id" in e for e in errors):
+                raise SlurmNotFound(f"{what}: Invalid job id specified")
+            errors = [e for e in errors if "already completing or completed" not in e]
+            if proc.returncode != 0 or errors:
+                raise self._error(what, proc.returncode, "\n".join(errors) or proc.stderr)
+
+        self.retry.call(attempt)
 
     def ping(self) -> list[ControllerPing]:
-        proc = self.retry.call(lambda: self._run_proc(["scontrol", "ping"], "ping"))
-        pings = []
-        for line in proc.stdout.splitlines():
-            m = re.match(r"\s*Slurmctld\((\w+)\) at (\S+) is (\w+)", line)
-            if m:
-                pings.append(
-                    ControllerPing(
-                        hostname=m.group(2), responding=m.group(3) == "UP", mode=m.group(1)
+        def attempt() -> list[ControllerPing]:
+            proc = self._run_proc(["scontrol", "ping"], "ping")
+            pings = []
+            for line in proc.stdout.splitlines():
+                m = re.match(r"\s*Slurmctld\((\w+)\) at (\S+) is (\w+)", line)
+                if m:
+                    up = m.group(3) == "UP"
+                    pings.append(
+                        ControllerPing(hostname=m.group(2), responding=up, mode=m.group(1))
                     )
-                )
-        if not pings:
-            raise self._error("ping", proc.returncode, proc.stderr or proc.stdout)
-        return pings
+            if not pings:
+                raise self._error("ping", proc.returncode, proc.stderr or proc.stdout)
+            return pings
+
+        result: list[ControllerPing] = self.retry.call(attempt)
+        return result
 
     # -- helpers ---------------------------------------------------------------------------
     @staticmethod

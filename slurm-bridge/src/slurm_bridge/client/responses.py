@@ -77,7 +77,12 @@ def classify(
     if known & COMM_ERRORS or status in (502, 503, 504):
         return Verdict(
             SlurmUnavailable(
-                f"slurmctld unreachable ({detail})",
+                f"slurmctld unreachable ({detail})"
+                + (
+                    "; slurmctld also hangs up like this on a refused token"
+                    if ZERO_BYTES_SENT in known
+                    else ""
+                ),
                 status=status,
                 error_numbers=numbers,
                 messages=messages,

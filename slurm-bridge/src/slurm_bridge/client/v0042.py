@@ -6,7 +6,7 @@ Follows ``src/plugins/data_parser/v0.0.42/parsers.c`` and the generated
 Ping entries deprecate ``pinged``/``mode`` in favour of ``responding`` (bool) and
 ``primary``. ``DELETE /job/{id}`` now answers ``openapi_kill_job_resp`` whose
 ``status[]`` lists per-job failures (``error: {string, code, message}``) even in a
-200 response.
+200 response; the base adapter reads that for every version (see there why).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from slurm_bridge.client.adapter import ErrorEntry, Json, read_number
 from slurm_bridge.client.v0041 import V0041
 
 
@@ -25,21 +24,3 @@ class V0042(V0041):
         if isinstance(ping.get("responding"), bool):
             return bool(ping["responding"])
         return super().ping_responding(ping)
-
-    def cancel_errors(self, body: Json) -> list[ErrorEntry]:
-        failures = []
-        for item in body.get("status") or []:
-            error = item.get("error") if isinstance(item, Mapping) else None
-            if not isinstance(error, Mapping):
-                continue
-            code = read_number(error.get("code"))
-            if code:
-                failures.append(
-                    ErrorEntry(
-                        number=code,
-                        error=str(error.get("string") or ""),
-                        description=str(error.get("message") or ""),
-                        source="kill_jobs",
-                    )
-                )
-        return failures
