@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 from vectorpipe_workloads import report
-from vectorpipe_workloads.manifest import Manifest, SourceInfo, write_manifest
+from vectorpipe_workloads.manifest import Manifest, SourceInfo, read_manifest, write_manifest
 from vectorpipe_workloads.shards import (
     make_table,
     schema_description,
@@ -267,7 +267,7 @@ def test_projection_clusters_whatever_the_assignment_layout(
     tmp_path: Path, store: Store, layout: str
 ) -> None:
     run = make_run(store, str(tmp_path / "run"), assignment_layout=layout)
-    manifest = report.read_manifest(store, run.uri)
+    manifest = read_manifest(store, run.uri)
     centroids = report.read_centroids(store, run.uri)
     parts = _parts(store, run.uri)
     sample = report.sample_vectors(store, run.uri, manifest, 300, 0, parts, centroids)
@@ -288,7 +288,7 @@ def test_projection_clusters_whatever_the_assignment_layout(
 
 def test_sample_is_seeded_and_bounded(tmp_path: Path, store: Store) -> None:
     run = make_run(store, str(tmp_path / "run"))
-    manifest = report.read_manifest(store, run.uri)
+    manifest = read_manifest(store, run.uri)
     centroids = report.read_centroids(store, run.uri)
     parts = report.read_assignments(store, report.assignment_parts(store, run.uri))
     a = report.sample_vectors(store, run.uri, manifest, 100, 7, parts, centroids)

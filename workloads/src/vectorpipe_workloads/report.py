@@ -420,17 +420,22 @@ def source_colours(n: int) -> list[str]:
     return [to_hex(cmap(i if n <= 8 else i / max(n - 1, 1))) for i in range(n)]
 
 
-def plot_inertia(inertia: Sequence[float], converged: bool | None) -> bytes:
+def plot_inertia(
+    inertia: Sequence[float], converged: bool | None, iterations: int | None = None
+) -> bytes:
     fig = _new_figure(7.2, 3.6)
     ax = fig.add_subplot()
     _style(ax)
     if inertia:
-        xs = np.arange(1, len(inertia) + 1)
+        # One more value than iterations means the first is the initial
+        # centroids' inertia (before any update): number the axis from 0 then.
+        first = 0 if iterations is not None and len(inertia) == iterations + 1 else 1
+        xs = np.arange(first, first + len(inertia))
         ax.plot(xs, inertia, marker="o", markersize=3.5, color="#4c78a8", linewidth=1.6)
         positive = [v for v in inertia if v > 0]
         if positive and len(positive) == len(inertia) and max(positive) / min(positive) > 100:
             ax.set_yscale("log")
-        ax.set_xlabel("iteration")
+        ax.set_xlabel("iteration (0: initial centroids)" if first == 0 else "iteration")
         if len(inertia) <= 20:
             ax.set_xticks(xs)
         if converged:
@@ -602,11 +607,16 @@ def render_html(
         summary.insert(0, ("Pipeline", _e(manifest.pipeline)))
     summary_html = "".join(f"<tr><th>{_e(a)}</th><td>{b}</td></tr>" for a, b in summary)
 
-    phases = [
-        (str(name), float(value))
-        for name, value in seconds.items()
-        if name != "total" and isinstance(value, int | float) and not isinstance(value, bool)
-    ]
+    # metrics.json is written with sorted keys; put the usual phases back in the order they run.
+    usual = {name: i for i, name in enumerate(("read", "init", "iterate", "write"))}
+    phases = sorted(
+        (
+            (str(name), float(value))
+            for name, value in seconds.items()
+            if name != "total" and isinstance(value, int | float) and not isinstance(value, bool)
+        ),
+        key=lambda item: (usual.get(item[0], len(usual)), item[0]),
+    )
     stage2 = float(seconds.get("total", sum(v for _, v in phases)) or 0.0)
     # One row per stage, the k-means phases indented under theirs: a bar for
     # "total" next to its own parts would count the same seconds twice.
@@ -808,7 +818,9 @@ def write_report(
             points, sample.clusters, centres, centroids, colours, explained, truth
         ),
         "inertia.png": plot_inertia(
-            [float(v) for v in metrics.get("inertia", []) or []], metrics.get("converged")
+            [float(v) for v in metrics.get("inertia", []) or []],
+            metrics.get("converged"),
+            iterations if isinstance(iterations := metrics.get("iterations"), int) else None,
         ),
     }
     page = render_html(

@@ -26,6 +26,7 @@ from typing import Any
 READ_SUFFIXES = (".fastq", ".fq", ".fasta", ".fa", ".fna", ".fas")
 GZ_SUFFIXES = tuple(s + ".gz" for s in READ_SUFFIXES)
 MAX_S3_ATTEMPTS = 8
+_FILE_MODE = 0o644
 
 
 @dataclass(frozen=True)
@@ -240,6 +241,8 @@ class Store:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
         try:
+            # mkstemp makes 0600 files; results are read by other users (Slurm jobs, readers).
+            os.fchmod(fd, _FILE_MODE)
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
                 f.flush()
@@ -262,6 +265,7 @@ class Store:
         os.close(fd)
         try:
             shutil.copyfile(src, tmp)
+            os.chmod(tmp, _FILE_MODE)
             os.replace(tmp, path)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
