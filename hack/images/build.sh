@@ -75,7 +75,7 @@ fi
 summary=()
 for n in "${names[@]}"; do
   ref="localhost/vectorpipe/${n}:${TAG}"
-  cmd=("${BUILDAH[@]}" bud --isolation chroot --pull=never --layers
+  cmd=("${BUILDAH[@]}" bud --isolation chroot --pull=never --layers --force-rm
        --ignorefile images/.containerignore "${ca_args[@]}"
        --build-arg "BASE_IMAGE=$(base_of "$n")"
        --build-arg "VERSION=${VERSION}" --build-arg "REVISION=${REVISION}"

@@ -17,7 +17,13 @@ from collections.abc import Generator, Iterator
 
 import pytest
 
+from tests.k8s import controlplane as _controlplane
 from tests.k8s.controlplane import ControlPlane, ControlPlaneError, Toolchain
+
+# Some tests here were written as `from controlplane import ...`; alias that name
+# to the same module object so no second copy (with its own ControlPlane
+# class) is ever imported. New code should import tests.k8s.controlplane.
+sys.modules.setdefault("controlplane", _controlplane)
 
 
 @pytest.fixture(scope="session")
@@ -66,13 +72,13 @@ def namespace(k8s: ControlPlane, request: pytest.FixtureRequest) -> Iterator[str
     k8s.delete_namespace(name, wait=False)
 
 
-@pytest.hookimpl(hookwrapper=True)
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, None, None]:
-    outcome = yield
-    report: pytest.TestReport = outcome.get_result()
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
     funcargs = getattr(item, "funcargs", {})
     cp = funcargs.get("k8s") or funcargs.get("kuberay")
     if report.failed and isinstance(cp, ControlPlane):
         report.sections.append(("control plane logs", cp.log_tails()))
+    return report

@@ -30,9 +30,9 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -60,7 +60,7 @@ class Toolchain:
     root: Path
 
     @classmethod
-    def build(cls, script: Path = BUILD_SCRIPT, timeout: float = 3600.0) -> "Toolchain":
+    def build(cls, script: Path = BUILD_SCRIPT, timeout: float = 3600.0) -> Toolchain:
         """Run the build script (a sub-second no-op when the cache is warm)."""
         # Output streams to our stderr so a cold 15-minute build shows progress
         # instead of looking hung; only the last stdout line (the bin dir) matters.
@@ -107,7 +107,7 @@ class Toolchain:
 @dataclass
 class _Process:
     name: str
-    popen: "subprocess.Popen[bytes]"
+    popen: subprocess.Popen[bytes]
     log: Path
 
 
@@ -186,7 +186,7 @@ def _issue(
     subject = x509.Name(attrs)
     issuer_name, signing_key = (issuer[0].subject, issuer[1]) if issuer else (subject, key)
     # Backdated an hour so small clock differences never make it "not yet valid".
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -275,13 +275,13 @@ class ControlPlane:
         self._etcd_url = ""
 
     # ----------------------------------------------------------------- lifecycle
-    def __enter__(self) -> "ControlPlane":
+    def __enter__(self) -> ControlPlane:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def start(self, timeout: float = 180.0) -> "ControlPlane":
+    def start(self, timeout: float = 180.0) -> ControlPlane:
         """Start every core component and return once the cluster is usable.
 
         "Usable" means /readyz is ok, the controller-manager and scheduler are
@@ -358,7 +358,7 @@ class ControlPlane:
     # ------------------------------------------------------------------ helpers
     def kubectl(
         self, *args: str, input: str | None = None, check: bool = True, timeout: float = 120.0
-    ) -> "subprocess.CompletedProcess[str]":
+    ) -> subprocess.CompletedProcess[str]:
         """Run the pinned kubectl against this cluster; raise on failure if check."""
         cmd = [str(self.toolchain.binary("kubectl")), f"--kubeconfig={self.kubeconfig}", *args]
         res = subprocess.run(
@@ -372,7 +372,7 @@ class ControlPlane:
 
     def helm(
         self, *args: str, check: bool = True, timeout: float = 300.0
-    ) -> "subprocess.CompletedProcess[str]":
+    ) -> subprocess.CompletedProcess[str]:
         """Run the pinned helm against this cluster, with its caches in the temp dir."""
         helm_home = self.workdir / "helm"
         env = {
@@ -603,8 +603,10 @@ class ControlPlane:
         _write_cert(self.pki.cert("front-proxy-ca"), fp_ca)
         fp_key = _new_key()
         _write_key(self.pki.key("front-proxy-client"), fp_key)
-        _write_cert(self.pki.cert("front-proxy-client"),
-                    _issue(fp_key, "front-proxy-client", issuer=(fp_ca, fp_ca_key), client=True))
+        _write_cert(
+            self.pki.cert("front-proxy-client"),
+            _issue(fp_key, "front-proxy-client", issuer=(fp_ca, fp_ca_key), client=True),
+        )
 
         sa_key = _new_key()
         _write_key(self.pki.sa_key, sa_key)
@@ -783,13 +785,13 @@ class ControlPlane:
                 f"--service-account-key-file={self.pki.sa_pub}",
                 f"--service-account-signing-key-file={self.pki.sa_key}",
                 f"--requestheader-client-ca-file={self.pki.cert('front-proxy-ca')}",
-            "--requestheader-allowed-names=front-proxy-client",
-            "--requestheader-username-headers=X-Remote-User",
-            "--requestheader-group-headers=X-Remote-Group",
-            "--requestheader-extra-headers-prefix=X-Remote-Extra-",
-            f"--proxy-client-cert-file={self.pki.cert('front-proxy-client')}",
-            f"--proxy-client-key-file={self.pki.key('front-proxy-client')}",
-            "--allow-privileged=true",
+                "--requestheader-allowed-names=front-proxy-client",
+                "--requestheader-username-headers=X-Remote-User",
+                "--requestheader-group-headers=X-Remote-Group",
+                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                f"--proxy-client-cert-file={self.pki.cert('front-proxy-client')}",
+                f"--proxy-client-key-file={self.pki.key('front-proxy-client')}",
+                "--allow-privileged=true",
                 # The default reconciler would publish 127.0.0.1 as the endpoint of
                 # the `kubernetes` Service, which the API validation rejects (loopback),
                 # logging errors forever; no pod here ever dials that Service.

@@ -10,6 +10,7 @@ RayCluster whose head pod kwok turns Running.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -141,39 +142,34 @@ def test_kuberay_expands_rayjob_into_running_head_pod(
     rayjob = {**MINIMAL_RAYJOB, "metadata": {"name": "hello", "namespace": namespace}}
     k8s.kubectl("create", "-f", "-", input=json.dumps(rayjob))
 
-    def rayclusters() -> list[dict[str, object]]:
-        out = k8s.kubectl("get", "rayclusters.ray.io", "-n", namespace, "-o", "json").stdout
-        items: list[dict[str, object]] = json.loads(out)["items"]
-        return items
+    def items(*args: str) -> list[dict[str, Any]]:
+        out = k8s.kubectl("get", *args, "-n", namespace, "-o", "json").stdout
+        found: list[dict[str, Any]] = json.loads(out)["items"]
+        return found
 
     k8s.wait_for(
-        "KubeRay to create a RayCluster for the RayJob", lambda: len(rayclusters()) == 1, timeout=90
+        "KubeRay to create a RayCluster for the RayJob",
+        lambda: len(items("rayclusters.ray.io")) == 1,
+        timeout=90,
     )
-    cluster = rayclusters()[0]
-    metadata = cluster["metadata"]
-    assert isinstance(metadata, dict)
-    owners = metadata.get("ownerReferences", [])
+    cluster = items("rayclusters.ray.io")[0]
+    owners = cluster["metadata"].get("ownerReferences", [])
     assert [(o["kind"], o["name"]) for o in owners] == [("RayJob", "hello")]
 
-    def head_pods() -> list[dict[str, object]]:
-        out = k8s.kubectl(
-            "get", "pods", "-n", namespace, "-l", "ray.io/node-type=head", "-o", "json"
-        ).stdout
-        items: list[dict[str, object]] = json.loads(out)["items"]
-        return items
+    head_selector = ("pods", "-l", "ray.io/node-type=head")
 
     def head_running() -> bool:
-        pods = head_pods()
-        return len(pods) == 1 and pods[0].get("status", {}).get("phase") == "Running"  # type: ignore[union-attr]
+        pods = items(*head_selector)
+        return len(pods) == 1 and pods[0].get("status", {}).get("phase") == "Running"
 
+    # Running needs every real piece: KubeRay created the pod, kube-scheduler
+    # bound it to the kwok node, and kwok played the pod-ready stage.
     k8s.wait_for("head pod scheduled on the kwok node and Running", head_running, timeout=120)
-    pod = head_pods()[0]
-    spec = pod["spec"]
-    assert isinstance(spec, dict)
-    assert spec["nodeName"] == "kwok-node-0"
-    assert spec["containers"][0]["image"] == "rayproject/ray:2.46.0"
-    # The RayJob itself moves on from the initial state once its cluster exists.
-    status = json.loads(
+    pod = items(*head_selector)[0]
+    assert pod["spec"]["nodeName"] == "kwok-node-0"
+    assert pod["spec"]["containers"][0]["image"] == "rayproject/ray:2.46.0"
+    assert pod["metadata"]["labels"]["ray.io/cluster"] == cluster["metadata"]["name"]
+    rayjob_status = json.loads(
         k8s.kubectl("get", "rayjob", "hello", "-n", namespace, "-o", "json").stdout
     ).get("status", {})
-    assert status.get("rayClusterName") == metadata["name"]
+    assert rayjob_status.get("rayClusterName") == cluster["metadata"]["name"]

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from controlplane import ControlPlane
+from tests.k8s.controlplane import ControlPlane
 
 pytestmark = pytest.mark.k8s
 

@@ -45,6 +45,30 @@ SAMPLE_PER_CLUSTER = 10
 _FASTMATH = {"reassoc", "contract", "nsz"}
 
 
+@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, boundscheck=False, inline="always")
+def _settle_row(
+    i: int,
+    x: F32,
+    best: np.float32,
+    bk: int,
+    xnorm: F32,
+    labels: I32,
+    dist: F32,
+    sums: F64,
+    counts: I64,
+) -> float:
+    dd = xnorm[i] + best
+    if dd < 0.0:  # cancellation in the expansion can dip below zero
+        dd = np.float32(0.0)
+    labels[i] = bk
+    dist[i] = dd
+    counts[bk] += 1
+    row = sums[bk]
+    for j in range(x.shape[0]):
+        row[j] += x[j]
+    return float(dd)
+
+
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, boundscheck=False)
 def _fused_sweep(
     X: F32, xnorm: F32, C: F32, cnorm: F32, labels: I32, dist: F32, sums: F64, counts: I64
@@ -54,54 +78,62 @@ def _fused_sweep(
     k4 = k - k % 4
     two = np.float32(2.0)
     total = 0.0
-    for i in range(n):
+    # Two rows against four centroids at a time: eight independent dot
+    # products, each loaded x or c value used twice or four times, which is
+    # what keeps the FMA units busy (LLVM vectorises along j). A row's
+    # arithmetic never depends on its partner, so an odd last row is paired
+    # with itself and results do not depend on where blocks start.
+    for i in range(0, n, 2):
         x = X[i]
-        best = np.float32(np.inf)
-        bk = 0
-        # Four centroids per pass share each load of x; LLVM turns the four
-        # running sums into vector accumulators.
+        y = X[i + 1] if i + 1 < n else x
+        bx = np.float32(np.inf)
+        by = np.float32(np.inf)
+        kx = 0
+        ky = 0
         for c in range(0, k4, 4):
             c0 = C[c]
             c1 = C[c + 1]
             c2 = C[c + 2]
             c3 = C[c + 3]
-            s0 = s1 = s2 = s3 = np.float32(0.0)
+            s0 = s1 = s2 = s3 = t0 = t1 = t2 = t3 = np.float32(0.0)
             for j in range(d):
                 a = x[j]
-                s0 += a * c0[j]
-                s1 += a * c1[j]
-                s2 += a * c2[j]
-                s3 += a * c3[j]
-            v = cnorm[c] - two * s0
-            if v < best:
-                best, bk = v, c
-            v = cnorm[c + 1] - two * s1
-            if v < best:
-                best, bk = v, c + 1
-            v = cnorm[c + 2] - two * s2
-            if v < best:
-                best, bk = v, c + 2
-            v = cnorm[c + 3] - two * s3
-            if v < best:
-                best, bk = v, c + 3
+                b = y[j]
+                u0 = c0[j]
+                u1 = c1[j]
+                u2 = c2[j]
+                u3 = c3[j]
+                s0 += a * u0
+                s1 += a * u1
+                s2 += a * u2
+                s3 += a * u3
+                t0 += b * u0
+                t1 += b * u1
+                t2 += b * u2
+                t3 += b * u3
+            # Strict < keeps the lowest index on ties, like argmin.
+            for q, s, t in ((0, s0, t0), (1, s1, t1), (2, s2, t2), (3, s3, t3)):
+                v = cnorm[c + q] - two * s
+                if v < bx:
+                    bx, kx = v, c + q
+                v = cnorm[c + q] - two * t
+                if v < by:
+                    by, ky = v, c + q
         for c in range(k4, k):
             cc = C[c]
-            s0 = np.float32(0.0)
+            s0 = t0 = np.float32(0.0)
             for j in range(d):
                 s0 += x[j] * cc[j]
+                t0 += y[j] * cc[j]
             v = cnorm[c] - two * s0
-            if v < best:
-                best, bk = v, c
-        dd = xnorm[i] + best
-        if dd < 0.0:  # cancellation in the expansion can dip below zero
-            dd = np.float32(0.0)
-        labels[i] = bk
-        dist[i] = dd
-        total += dd
-        counts[bk] += 1
-        row = sums[bk]
-        for j in range(d):
-            row[j] += x[j]
+            if v < bx:
+                bx, kx = v, c
+            v = cnorm[c] - two * t0
+            if v < by:
+                by, ky = v, c
+        total += _settle_row(i, x, bx, kx, xnorm, labels, dist, sums, counts)
+        if i + 1 < n:
+            total += _settle_row(i + 1, y, by, ky, xnorm, labels, dist, sums, counts)
     return total
 
 

@@ -1,0 +1,230 @@
+"""The honest stand-in for KubeRay's pods: run a RayJob's own entrypoint with a local Ray.
+
+There is no container runtime here, so a RayJob's head pod never runs. This
+harness does what that pod would: for each RayJob in one namespace it takes
+the ConfigMaps mounted into the head container, writes their data into a
+temporary directory, runs the RayJob's `spec.entrypoint` as a subprocess with
+every mount path rewritten to that directory (and `python` to this
+interpreter), with RAY_ADDRESS unset so `vectorpipe etl` starts or attaches a
+local Ray itself, and then writes the status KubeRay would write through the
+status subresource: Initializing, Running/RUNNING with a startTime, and at the
+end Complete/SUCCEEDED, or Failed/FAILED with reason AppFailed and the tail of
+the output in `message` (KubeRay v1.5 persists `Failed` for a failed Ray job
+once its backoffLimit is used up; see rayjob_controller.go). The entrypoint is
+the real one the operator built, so the real stage-1 code runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config, watch
+
+GROUP, VERSION, PLURAL = "ray.io", "v1", "rayjobs"
+TAIL = 2000
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class RayJobHarness:
+    """Watches RayJobs in `namespace` and runs each one once, in order of appearance."""
+
+    def __init__(
+        self,
+        kubeconfig: Path | str,
+        namespace: str,
+        *,
+        python: str = sys.executable,
+        env: Mapping[str, str] | None = None,
+        timeout: float = 600.0,
+        workdir: Path | None = None,
+    ) -> None:
+        self.namespace = namespace
+        self.python = python
+        self.env = dict(env if env is not None else os.environ)
+        self.timeout = timeout
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="vp-rayjob-"))
+        self.api_client = config.new_client_from_config(config_file=str(kubeconfig))
+        self.custom = client.CustomObjectsApi(self.api_client)
+        self.core = client.CoreV1Api(self.api_client)
+        self.seen: set[str] = set()
+        self.results: dict[str, subprocess.CompletedProcess[str]] = {}
+        self.errors: list[BaseException] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------
+    def __enter__(self) -> RayJobHarness:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="rayjob-harness", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self.api_client.close()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                for rayjob in self._watch():
+                    if self._stop.is_set():
+                        return
+                    uid = rayjob["metadata"]["uid"]
+                    if uid not in self.seen:
+                        self.seen.add(uid)
+                        self.run(rayjob)
+            except Exception as e:  # keep watching; the test inspects `errors`
+                self.errors.append(e)
+                time.sleep(0.5)
+
+    def _watch(self) -> Iterator[dict[str, Any]]:
+        # A listing first (RayJobs created before the watch), then a short
+        # watch so `stop()` is noticed within seconds.
+        listing = self.custom.list_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL)
+        yield from listing.get("items", [])
+        stream = watch.Watch().stream(
+            self.custom.list_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            self.namespace,
+            PLURAL,
+            resource_version=listing["metadata"]["resourceVersion"],
+            timeout_seconds=2,
+        )
+        for event in stream:
+            if event["type"] in ("ADDED", "MODIFIED"):
+                yield event["object"]
+
+    # -- one RayJob ------------------------------------------------------------
+    def _patch_status(self, name: str, status: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, self.namespace, PLURAL, name, {"status": status}
+        )
+
+    def _mounts(self, rayjob: Mapping[str, Any], into: Path) -> dict[str, str]:
+        """mountPath -> local dir holding the ConfigMap's files, for the head container."""
+        pod = rayjob["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]
+        volumes = {v["name"]: v for v in pod.get("volumes", [])}
+        rewrites: dict[str, str] = {}
+        for mount in pod["containers"][0].get("volumeMounts", []):
+            volume = volumes.get(mount["name"], {})
+            if "configMap" not in volume:
+                continue
+            cm = self.core.read_namespaced_config_map(volume["configMap"]["name"], self.namespace)
+            local = into / mount["name"]
+            local.mkdir(parents=True, exist_ok=True)
+            for key, value in (cm.data or {}).items():
+                (local / key).write_text(value)
+            rewrites[mount["mountPath"].rstrip("/")] = str(local)
+        return rewrites
+
+    def command(self, rayjob: Mapping[str, Any], into: Path) -> list[str]:
+        """The entrypoint as argv, with mounted paths and `python` made local."""
+        entrypoint = str(rayjob["spec"]["entrypoint"])
+        for mount, local in sorted(self._mounts(rayjob, into).items(), key=lambda kv: -len(kv[0])):
+            entrypoint = entrypoint.replace(mount, local)
+        argv = shlex.split(entrypoint)
+        if argv and argv[0] in ("python", "python3"):
+            argv[0] = self.python
+        return argv
+
+    def run(self, rayjob: Mapping[str, Any]) -> subprocess.CompletedProcess[str]:
+        name = str(rayjob["metadata"]["name"])
+        start = _now()
+        job_id = f"{name}-{rayjob['metadata']['uid'][:8]}"
+        self._patch_status(name, {"jobDeploymentStatus": "Initializing", "startTime": start})
+        into = self.workdir / name
+        argv = self.command(rayjob, into)
+        self._patch_status(
+            name,
+            {
+                "jobDeploymentStatus": "Running",
+                "jobStatus": "RUNNING",
+                "jobId": job_id,
+                "rayClusterName": f"{name}-local",
+                "rayJobInfo": {"startTime": start},
+            },
+        )
+        env = {k: v for k, v in self.env.items() if k != "RAY_ADDRESS"}
+        try:
+            res = subprocess.run(
+                argv,
+                capture_output=True,
+                text=True,
+                env=env,
+                cwd=into,
+                timeout=self.timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as e:
+            res = subprocess.CompletedProcess(argv, -1, str(e.stdout or ""), f"timed out: {e}")
+        self.results[name] = res
+        (into / "entrypoint.log").write_text(res.stdout + res.stderr)
+        end = _now()
+        if res.returncode == 0:
+            final = {
+                "jobDeploymentStatus": "Complete",
+                "jobStatus": "SUCCEEDED",
+                "message": "Job finished successfully.",
+            }
+        else:
+            tail = (res.stdout + res.stderr)[-TAIL:]
+            final = {
+                "jobDeploymentStatus": "Failed",
+                "jobStatus": "FAILED",
+                "reason": "AppFailed",
+                "message": f"Job entrypoint command failed with exit code {res.returncode}, "
+                f"last available logs (truncated to {TAIL} chars):\n{tail}",
+            }
+        final.update(endTime=end, rayJobInfo={"startTime": start, "endTime": end})
+        if res.returncode == 0:
+            final["succeeded"] = 1
+        else:
+            final["failed"] = 1
+        self._patch_status(name, final)
+        return res
+
+    def wait_for(
+        self, name: str, timeout: float = 600.0
+    ) -> subprocess.CompletedProcess[str]:
+        """Block until the RayJob `name` has been run; re-raise a harness error."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if name in self.results:
+                return self.results[name]
+            if self.errors:
+                raise self.errors[-1]
+            time.sleep(0.2)
+        raise TimeoutError(f"RayJob {name} was not run within {timeout}s")
+
+
+@contextlib.contextmanager
+def running(kubeconfig: Path | str, namespace: str, **kw: Any) -> Iterator[RayJobHarness]:
+    harness = RayJobHarness(kubeconfig, namespace, **kw)
+    harness.start()
+    try:
+        yield harness
+    finally:
+        harness.stop()
+

@@ -1,0 +1,167 @@
+"""Exact k-mer frequency profiles (k = 2..8), the default stage-1 embedding.
+
+Each read becomes a dense row of k-mer frequencies in lexicographic k-mer
+order. With ``canonical=True`` a k-mer and its reverse complement share one
+column (the lexicographically smaller of the two names it), so a read and its
+reverse complement embed identically; there are (4^k + 4^(k/2)) / 2 columns
+for even k (palindromes stand alone) and 4^k / 2 for odd k. Otherwise there
+are 4^k columns. Windows that contain N or any other non-ACGT byte are
+skipped; counts are divided by the number of valid windows so a row sums to 1.
+``transform="clr"`` instead returns the centred log-ratio of the counts with a
+pseudocount of 0.5, log(c + 0.5) - mean(log(c + 0.5)), whose row sums to 0. A
+read shorter than k, or without a single valid window, gets an all-zero row in
+both cases (the CLR of all-zero counts is exactly zero, so that is consistent).
+Output is float32, n x dim: mind the memory at k >= 7 (dim 8192+) and embed
+such batches in slices of a few thousand reads.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ._common import ENCODE, check_inputs, jit
+
+MIN_K = 2
+MAX_K = 8
+Transform = Literal["none", "clr"]
+
+
+def revcomp_codes(codes: NDArray[np.int64], k: int) -> NDArray[np.int64]:
+    """Reverse complement of 2-bit packed k-mer codes (vectorised)."""
+    rc = np.zeros_like(codes)
+    rest = codes.copy()
+    for _ in range(k):
+        # Complementing a 2-bit base is 3 - b; digits come off the end reversed.
+        rc = (rc << 2) | (3 - (rest & 3))
+        rest >>= 2
+    return rc
+
+
+@functools.cache
+def column_table(k: int, canonical: bool) -> NDArray[np.int32]:
+    """Map every k-mer code to its output column (shared, read-only)."""
+    codes = np.arange(4**k, dtype=np.int64)
+    if not canonical:
+        table = codes.astype(np.int32)
+    else:
+        canon = np.minimum(codes, revcomp_codes(codes, k))
+        # Columns follow the sorted distinct canonical codes; np.unique's
+        # inverse is exactly "rank of my canonical code".
+        _, inverse = np.unique(canon, return_inverse=True)
+        table = inverse.astype(np.int32)
+    table.flags.writeable = False
+    return table
+
+
+def kmer_dim(k: int, canonical: bool = True) -> int:
+    """Number of output columns, computed from the column table (not a formula)."""
+    return int(column_table(k, canonical).max()) + 1
+
+
+def _kmer_name(code: int, k: int) -> str:
+    return "".join("ACGT"[(code >> (2 * (k - 1 - i))) & 3] for i in range(k))
+
+
+@jit
+def _embed(
+    seq: NDArray[np.uint8],
+    offsets: NDArray[np.int64],
+    k: int,
+    columns: NDArray[np.int32],
+    clr: bool,
+    out: NDArray[np.float32],
+) -> None:
+    n = offsets.shape[0] - 1
+    dim = out.shape[1]
+    mask = (1 << (2 * k)) - 1
+    longest = 0
+    for r in range(n):
+        longest = max(longest, offsets[r + 1] - offsets[r])
+    # Columns touched by the current read: normalising only those keeps the
+    # cost O(read length) instead of O(dim) for the frequency transform.
+    touched = np.empty(max(longest, 1), dtype=np.int64)
+    counts = np.empty(max(longest, 1), dtype=np.float64)
+    log_half = math.log(0.5)
+    for r in range(n):
+        row = out[r]
+        code = 0
+        run = 0
+        total = 0
+        ntouched = 0
+        for i in range(offsets[r], offsets[r + 1]):
+            b = ENCODE[seq[i]]
+            if b > 3:
+                run = 0
+                continue
+            code = ((code << 2) | b) & mask
+            run += 1
+            if run >= k:
+                col = columns[code]
+                if row[col] == 0.0:
+                    touched[ntouched] = col
+                    ntouched += 1
+                row[col] += 1.0
+                total += 1
+        if total == 0:
+            continue
+        if not clr:
+            for t in range(ntouched):
+                col = touched[t]
+                row[col] = row[col] / total
+            continue
+        logsum = (dim - ntouched) * log_half
+        for t in range(ntouched):
+            counts[t] = row[touched[t]]
+            logsum += math.log(counts[t] + 0.5)
+        mean = logsum / dim
+        # Every never-seen column has the same value; write the row densely,
+        # then the seen columns over it.
+        row[:] = log_half - mean
+        for t in range(ntouched):
+            row[touched[t]] = math.log(counts[t] + 0.5) - mean
+
+
+@dataclass(frozen=True)
+class KmerEmbedder:
+    """k-mer frequency (or CLR) embedder; see the module docstring."""
+
+    k: int
+    canonical: bool = True
+    transform: Transform = "none"
+    name: str = field(default="kmer", init=False)
+    dim: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        if not MIN_K <= self.k <= MAX_K:
+            raise ValueError(f"kmer: k must be in {MIN_K}..{MAX_K}, got {self.k}")
+        if self.transform not in ("none", "clr"):
+            raise ValueError(f"kmer: transform must be 'none' or 'clr', got {self.transform!r}")
+        object.__setattr__(self, "dim", kmer_dim(self.k, self.canonical))
+
+    def feature_names(self) -> list[str]:
+        """The k-mer that names each output column, in column order."""
+        table = column_table(self.k, self.canonical)
+        first_code = np.full(self.dim, -1, dtype=np.int64)
+        # Canonical columns are named by their smallest code, i.e. the first seen.
+        codes = np.arange(table.shape[0], dtype=np.int64)[::-1]
+        first_code[table[::-1]] = codes
+        return [_kmer_name(int(c), self.k) for c in first_code]
+
+    def embed(self, seq: NDArray[np.uint8], offsets: NDArray[np.int64]) -> NDArray[np.float32]:
+        seq, offsets = check_inputs(seq, offsets)
+        out = np.zeros((offsets.shape[0] - 1, self.dim), dtype=np.float32)
+        _embed(
+            seq,
+            offsets,
+            self.k,
+            column_table(self.k, self.canonical),
+            self.transform == "clr",
+            out,
+        )
+        return out
