@@ -22,7 +22,9 @@ $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip "uv==$(UV_VERSION)"
 	# mpi4py is built from source so it links the Open MPI that `mpirun` is.
-	$(BIN)/uv pip sync -q --python $(BIN)/python --require-hashes \
+	# Bytecode is compiled at install: CI sets PYTHONDONTWRITEBYTECODE, and Ray
+	# workers that recompile the stack on every start time out under load.
+	$(BIN)/uv pip sync -q --compile-bytecode --python $(BIN)/python --require-hashes \
 		--no-binary mpi4py requirements.lock
 	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
 	touch $@
