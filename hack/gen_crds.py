@@ -11,10 +11,12 @@ prunes unknown fields, and kubectl's strict field validation reports them),
 while descriptions, defaults, enums, bounds, patterns and the models' CEL
 `x-kubernetes-validations` are kept. An optional sub-object whose fields are
 all optional gets a default (its fields' defaults, which is what `{}` becomes
-after defaulting) so the API server applies the nested defaults too. Both specs are immutable (a CEL transition rule `self == oldSelf` on
-`spec`); the pipeline also gets resource-level rules on its name, which its
-children's names derive from. Written to charts/vectorpipe/crds/;
-`--check` writes nothing and exits 1 if a committed file differs.
+after defaulting) so the API server applies the nested defaults too. Both
+specs are immutable (a CEL transition rule `self == oldSelf` on `spec`); the
+pipeline also gets resource-level rules on its name, which its children's
+names derive from. Status schemas are typed too, from the status models.
+Written to charts/vectorpipe/crds/; `--check` writes nothing and exits 1 if a
+committed file differs.
 
     hack/gen_crds.py            # regenerate
     hack/gen_crds.py --check    # fail on drift (CI, tests/unit/test_crds.py)

@@ -72,6 +72,11 @@ if [[ -n "$CA_BUNDLE" && -f "$CA_BUNDLE" ]]; then
            --build-arg PIP_CERT=/run/vectorpipe-build-ca.crt)
 fi
 
+stamp() {
+  local t0=$SECONDS line
+  while IFS= read -r line; do printf '[%4ds] %s\n' $((SECONDS - t0)) "$line"; done
+}
+
 summary=()
 for n in "${names[@]}"; do
   ref="localhost/vectorpipe/${n}:${TAG}"
@@ -83,14 +88,15 @@ for n in "${names[@]}"; do
   echo "+ ${cmd[*]}" >&2
   log="$CACHE/logs/${n}.log"
   start=$(date +%s.%N)
+  # Each log line is prefixed with the seconds since this image's build began.
   if [[ $quiet == 1 ]]; then
-    if ! "${cmd[@]}" >"$log" 2>&1; then
+    if ! "${cmd[@]}" 2>&1 | stamp >"$log"; then
       tail -n 60 "$log" >&2
       echo "build.sh: building $n failed; full log: $log" >&2
       exit 1
     fi
   else
-    "${cmd[@]}" 2>&1 | tee "$log"
+    "${cmd[@]}" 2>&1 | stamp | tee "$log"
   fi
   secs=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
   size=$("${BUILDAH[@]}" images --format '{{.Size}}' "$ref" | head -n 1)

@@ -117,7 +117,10 @@ if missing kube-apiserver kube-controller-manager kube-scheduler kubectl; then
   # says v0.0.0-master, which breaks helm's kubeVersion checks. client-go's
   # copy is what `kubectl version` prints as the client version.
   minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
-  build_date="$(go mod download -json "k8s.io/kubernetes@${K8S_VERSION}" | sed -n 's/^[[:space:]]*"Time": "\(.*\)",$/\1/p')"
+  # buildDate is the tag's time from the proxy's .info file, so rebuilds are
+  # reproducible. The proxy does not know the commit, so gitCommit stays unset.
+  info="$(go mod download -json "k8s.io/kubernetes@${K8S_VERSION}" | sed -n 's/^[[:space:]]*"Info": "\(.*\)",$/\1/p')"
+  build_date="$(sed -n 's/.*"Time":"\([^"]*\)".*/\1/p' "${info}")"
   ldflags="-s -w"
   for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ldflags+=" -X ${p}.gitVersion=${K8S_VERSION} -X ${p}.gitMajor=1 -X ${p}.gitMinor=${minor}"

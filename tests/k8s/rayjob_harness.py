@@ -205,9 +205,7 @@ class RayJobHarness:
         self._patch_status(name, final)
         return res
 
-    def wait_for(
-        self, name: str, timeout: float = 600.0
-    ) -> subprocess.CompletedProcess[str]:
+    def wait_for(self, name: str, timeout: float = 600.0) -> subprocess.CompletedProcess[str]:
         """Block until the RayJob `name` has been run; re-raise a harness error."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -227,4 +225,3 @@ def running(kubeconfig: Path | str, namespace: str, **kw: Any) -> Iterator[RayJo
         yield harness
     finally:
         harness.stop()
-

@@ -113,7 +113,9 @@ class Cluster:
         self.k8s, self.ns = k8s, namespace
 
     def create(self, obj: dict[str, Any]) -> dict[str, Any]:
-        res = self.k8s.kubectl("create", "-n", self.ns, "-o", "json", "-f", "-", input=json.dumps(obj))
+        res = self.k8s.kubectl(
+            "create", "-n", self.ns, "-o", "json", "-f", "-", input=json.dumps(obj)
+        )
         out: dict[str, Any] = json.loads(res.stdout)
         return out
 
@@ -200,7 +202,11 @@ def commit_manifest(out: Path, rows: int = 1000, shards: int = 4, dim: int = 136
         embedding={"method": "kmer", "k": 4, "canonical": True},
         shards=[ShardInfo(f"part-{i:05d}.parquet", n, 64 * n) for i, n in enumerate(per)],
         sources=[],
-        schema={"read_id": "string", "sample": "string", "embedding": f"fixed_size_list<float>[{dim}]"},
+        schema={
+            "read_id": "string",
+            "sample": "string",
+            "embedding": f"fixed_size_list<float>[{dim}]",
+        },
     )
     write_manifest(Store(), str(out), manifest)
 
@@ -233,7 +239,13 @@ def test_create_makes_an_owned_rayjob_with_the_right_spec(
     assert spec["entrypoint"] == (
         "python -m vectorpipe_workloads etl --pipeline /etc/vectorpipe/pipeline.yaml"
     )
-    for key in ("entrypoint", "submissionMode", "shutdownAfterJobFinishes", "ttlSecondsAfterFinished", "backoffLimit"):
+    for key in (
+        "entrypoint",
+        "submissionMode",
+        "shutdownAfterJobFinishes",
+        "ttlSecondsAfterFinished",
+        "backoffLimit",
+    ):
         assert spec[key] == expected[key], key
     head = spec["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]
     (workers,) = spec["rayClusterSpec"]["workerGroupSpecs"]
@@ -265,7 +277,9 @@ def test_create_makes_an_owned_rayjob_with_the_right_spec(
     assert reasons
 
 
-def test_happy_path_through_both_stages(operator: Operator, cluster: Cluster, tmp_path: Path) -> None:
+def test_happy_path_through_both_stages(
+    operator: Operator, cluster: Cluster, tmp_path: Path
+) -> None:
     out = tmp_path / "out"
     cluster.create(pipeline("r2", out))
     cluster.wait("RayJob r2-etl", lambda: cluster.get("rayjob", "r2-etl"))
@@ -290,17 +304,25 @@ def test_happy_path_through_both_stages(operator: Operator, cluster: Cluster, tm
     assert cmd[cmd.index("--manifest") + 1] == f"{out}/_manifest.json"
     assert cmd[cmd.index("--output") + 1] == f"{out}/clustering/"
     assert cmd[cmd.index("--clusters") + 1] == "5"
-    assert (sj["spec"]["launcher"], sj["spec"]["nodes"], sj["spec"]["ntasksPerNode"]) == ("mpirun", 2, 2)
+    assert (sj["spec"]["launcher"], sj["spec"]["nodes"], sj["spec"]["ntasksPerNode"]) == (
+        "mpirun",
+        2,
+        2,
+    )
 
     p = cluster.wait_phase("r2", "Clustering")
     assert p["status"]["outputs"]["rows"] == 1000
     assert p["status"]["outputs"]["shards"] == 4
     assert condition(p, "EmbeddingComplete")["status"] == "True"
 
-    cluster.set_status("slurmjob", "r2-kmeans", {"phase": "Running", "jobId": 42, "state": "RUNNING"})
+    cluster.set_status(
+        "slurmjob", "r2-kmeans", {"phase": "Running", "jobId": 42, "state": "RUNNING"}
+    )
     cluster.wait(
         "slurm job id mirrored",
-        lambda: (cluster.must("vectorpipeline", "r2")["status"].get("slurm") or {}).get("jobId") == 42,
+        lambda: (
+            (cluster.must("vectorpipeline", "r2")["status"].get("slurm") or {}).get("jobId") == 42
+        ),
     )
     cluster.set_status(
         "slurmjob", "r2-kmeans",
@@ -318,7 +340,9 @@ def test_happy_path_through_both_stages(operator: Operator, cluster: Cluster, tm
     assert row[:5] == ["r2", "Succeeded", "SUCCEEDED", "Succeeded", "1000"]
     reasons = cluster.wait(
         "transition events",
-        lambda: {e["reason"] for e in cluster.events("r2")} >= {"Embedding", "Clustering", "Succeeded"},
+        lambda: (
+            {e["reason"] for e in cluster.events("r2")} >= {"Embedding", "Clustering", "Succeeded"}
+        ),
     )
     assert reasons
     metrics = operator.metrics()
@@ -346,20 +370,28 @@ def test_rayjob_failure_fails_the_pipeline_with_the_reason(
     assert cluster.get("slurmjob", "r3-kmeans") is None
     cluster.wait(
         "a Warning event",
-        lambda: any(e["type"] == "Warning" and e["reason"] == "Failed" for e in cluster.events("r3")),
+        lambda: any(
+            e["type"] == "Warning" and e["reason"] == "Failed" for e in cluster.events("r3")
+        ),
     )
 
 
-def test_manifest_not_yet_visible_is_retried(operator: Operator, cluster: Cluster, tmp_path: Path) -> None:
+def test_manifest_not_yet_visible_is_retried(
+    operator: Operator, cluster: Cluster, tmp_path: Path
+) -> None:
     out = tmp_path / "out"
     cluster.create(pipeline("r4", out))
     cluster.wait("RayJob r4-etl", lambda: cluster.get("rayjob", "r4-etl"))
-    cluster.set_status("rayjob", "r4-etl", {"jobDeploymentStatus": "Complete", "jobStatus": "SUCCEEDED"})
+    cluster.set_status(
+        "rayjob", "r4-etl", {"jobDeploymentStatus": "Complete", "jobStatus": "SUCCEEDED"}
+    )
     p = cluster.wait(
         "the transient condition",
-        lambda: (obj := cluster.get("vectorpipeline", "r4"))
-        and condition(obj, "Ready").get("reason") == "ManifestNotVisible"
-        and obj,
+        lambda: (
+            (obj := cluster.get("vectorpipeline", "r4"))
+            and condition(obj, "Ready").get("reason") == "ManifestNotVisible"
+            and obj
+        ),
     )
     assert p["status"]["phase"] == "Embedding"
     commit_manifest(out, rows=10, shards=2)
@@ -380,12 +412,16 @@ def test_spec_rules_cel_cannot_express_fail_the_pipeline(
     assert cluster.get("rayjob", "r5-etl") is None
 
 
-def test_delete_garbage_collects_every_child(operator: Operator, cluster: Cluster, tmp_path: Path) -> None:
+def test_delete_garbage_collects_every_child(
+    operator: Operator, cluster: Cluster, tmp_path: Path
+) -> None:
     out = tmp_path / "out"
     cluster.create(pipeline("r6", out))
     cluster.wait("RayJob r6-etl", lambda: cluster.get("rayjob", "r6-etl"))
     commit_manifest(out)
-    cluster.set_status("rayjob", "r6-etl", {"jobDeploymentStatus": "Complete", "jobStatus": "SUCCEEDED"})
+    cluster.set_status(
+        "rayjob", "r6-etl", {"jobDeploymentStatus": "Complete", "jobStatus": "SUCCEEDED"}
+    )
     cluster.wait("SlurmJob r6-kmeans", lambda: cluster.get("slurmjob", "r6-kmeans"))
     children = [("rayjob", "r6-etl"), ("slurmjob", "r6-kmeans"), ("configmap", "r6-pipeline")]
     cluster.k8s.kubectl("delete", "vectorpipeline", "r6", "-n", cluster.ns, "--wait=false")
@@ -410,7 +446,9 @@ def test_restart_resumes_without_resubmitting(
     operator.stop()
     # While the operator is down, stage 1 finishes.
     commit_manifest(out, rows=77, shards=1)
-    cluster.set_status("rayjob", "r7-etl", {"jobDeploymentStatus": "Complete", "jobStatus": "SUCCEEDED"})
+    cluster.set_status(
+        "rayjob", "r7-etl", {"jobDeploymentStatus": "Complete", "jobStatus": "SUCCEEDED"}
+    )
     again = start_operator(cluster.k8s, namespace, tmp_path / "operator-2.log")
     try:
         p = cluster.wait_phase("r7", "Clustering")

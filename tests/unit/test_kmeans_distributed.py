@@ -218,6 +218,16 @@ def test_read_rows_slices_only_overlapping_shards(tmp_path: Path) -> None:
     assert io.open_dataset(Store(), ds.manifest_uri).base_uri == ds.base_uri
 
 
+def test_read_rows_decodes_only_the_row_groups_it_needs(tmp_path: Path) -> None:
+    ds, X = make_dataset(tmp_path, [11, 9])
+    for j in range(2):
+        path = tmp_path / shards.shard_name(j)
+        pq.write_table(pq.read_table(path), path, row_group_size=3)
+    assert pq.ParquetFile(tmp_path / "part-00000.parquet").num_row_groups == 4
+    for lo, hi in [(0, 20), (4, 5), (5, 13), (10, 11), (19, 20)]:
+        np.testing.assert_array_equal(io.read_rows(Store(), ds, lo, hi), X[lo:hi])
+
+
 def test_missing_manifest_and_bad_shard_are_input_errors(tmp_path: Path) -> None:
     with pytest.raises(io.InputError, match=r"no manifest at .*: stage 1 has not committed"):
         io.open_dataset(Store(), str(tmp_path / "nothing"))

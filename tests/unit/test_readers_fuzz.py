@@ -8,6 +8,7 @@ reached. Whatever parses must also be a well-formed batch stream.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 from pathlib import Path
 
@@ -66,7 +67,9 @@ def mutated(draw: st.DrawFn, data: bytes) -> bytes:
 
 @st.composite
 def inputs(draw: st.DrawFn) -> bytes:
-    kind = draw(st.sampled_from(["random", "text", "mutate", "mutate-then-gzip", "gzip-then-mutate"]))
+    kind = draw(
+        st.sampled_from(["random", "text", "mutate", "mutate-then-gzip", "gzip-then-mutate"])
+    )
     if kind == "random":
         return draw(st.binary(max_size=300))
     if kind == "text":
@@ -80,8 +83,8 @@ def inputs(draw: st.DrawFn) -> bytes:
     return draw(mutated(gzip.compress(valid)))
 
 
-def check_batches(path: Path) -> int | InputFormatError:
-    """Parse everything; return the read count or the error, asserting batch invariants."""
+def check_batches(path: Path) -> tuple[int, InputFormatError | None]:
+    """Parse everything, asserting batch invariants; return the read count and any error."""
     total = 0
     try:
         for batch in iter_batches(path, source="fuzz://input", batch_size=3):
@@ -91,11 +94,8 @@ def check_batches(path: Path) -> int | InputFormatError:
             assert set(batch.seq.tobytes()) <= ALLOWED
             total += len(batch)
     except InputFormatError as err:
-        assert err.source == "fuzz://input"
-        assert str(err).startswith(f"fuzz://input: record {err.record}: ")
-        assert 0 <= err.record <= total + 1 and err.reason
-        return err
-    return total
+        return total, err
+    return total, None
 
 
 @pytest.fixture(scope="module")
@@ -104,30 +104,36 @@ def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @settings(
-    max_examples=400,
+    max_examples=300,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(data=inputs())
 def test_any_bytes_parse_or_raise_input_format_error(scratch: Path, data: bytes) -> None:
     scratch.write_bytes(data)
-    outcome = check_batches(scratch)
+    total, err = check_batches(scratch)
     try:
         counted: int | None = count_records(scratch)
     except InputFormatError:
         counted = None
-    if isinstance(outcome, int):
+    if err is None:
         # A stream that parses completely has a structure count_records accepts too.
-        assert counted == outcome
+        assert counted == total
         assert detect_format(scratch) in ("fastq", "fasta")
+        return
+    assert err.source == "fuzz://input" and err.reason
+    assert str(err) == f"fuzz://input: record {err.record}: {err.reason}"
+    # The batch holding the bad record is not yielded, so it is among the next 3;
+    # record 0 means the input held no record at all.
+    if err.record == 0:
+        assert total == 0
     else:
-        try:
-            detect_format(scratch)
-        except InputFormatError:
-            pass
+        assert total < err.record <= total + 3
+    with contextlib.suppress(InputFormatError):
+        detect_format(scratch)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(recs=records, gz=st.booleans(), fmt=st.sampled_from(["fastq", "fasta"]))
 def test_valid_inputs_round_trip(
     tmp_path_factory: pytest.TempPathFactory, recs: list[tuple[str, str]], gz: bool, fmt: str
@@ -135,11 +141,6 @@ def test_valid_inputs_round_trip(
     data = to_fastq(recs) if fmt == "fastq" else to_fasta(recs)
     path = tmp_path_factory.mktemp("valid") / "reads"
     path.write_bytes(gzip.compress(data) if gz else data)
-    if fmt == "fasta" and recs[-1][1] == "":
-        # needletail: a FASTA header with nothing after it at end of file is truncated.
-        with pytest.raises(InputFormatError, match="truncated record"):
-            list(iter_batches(path))
-        return
     got = []
     for batch in iter_batches(path, batch_size=5):
         for i, rid in enumerate(batch.ids):

@@ -70,7 +70,7 @@ def _retry_after(exc: ApiException) -> float | None:
 
 
 def classify(exc: BaseException, what: str) -> ReconcileError | None:
-    """The TransientError/InvalidStateError an API failure means, or None if it is not an API failure."""
+    """What an API failure means for the pipeline (None: not an API failure)."""
     if isinstance(exc, ApiException):
         code = int(exc.status or 0)
         detail = f"{what}: HTTP {code} {exc.reason}"

@@ -30,7 +30,7 @@ def _store(spec: VectorPipelineSpec, factory: StoreFactory) -> Store:
 
 
 def _classify_s3(uri: str, exc: Exception) -> TransientError | None:
-    """A TransientError for botocore's errors (imported lazily: the local-path case needs no boto)."""
+    """A TransientError for botocore's errors (imported lazily: paths need no boto)."""
     try:
         from botocore.exceptions import BotoCoreError, ClientError
     except ImportError:  # pragma: no cover - boto3 is a dependency of the operator extra

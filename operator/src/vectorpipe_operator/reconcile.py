@@ -11,10 +11,11 @@ anywhere and run again submits nothing twice. Once embedding is complete the
 manifest recorded in status stands for stage 1 and the RayJob is no longer
 consulted. Passes for one pipeline are serialised in-process; across
 processes the status write carries the resourceVersion it was computed from.
-A step's `TransientError` keeps the phase and shows the fault in Ready, then becomes a
-Kopf TemporaryError with a growing, capped delay; on the handler's last
-attempt it turns into Failed (RetriesExhausted). An `InvalidStateError` (and any
-child's failure) turns the pipeline Failed and becomes a PermanentError.
+A step's `TransientError` keeps the phase and shows the fault in Ready, then
+becomes a Kopf TemporaryError with a growing, capped delay; on the handler's
+last attempt it turns into Failed (RetriesExhausted). An `InvalidStateError`
+(and any child's failure) turns the pipeline Failed and becomes a
+PermanentError, once: a Failed pipeline is never reconciled again.
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ def _ensure_child(
     if existing is None:
         existing, created = ctx.kube.ensure(desired, p.uid)
         if created:
-            ctx.kube.post_event(p_body(p), "Normal", "Created", f"created {kind} {name}")
+            ctx.kube.post_event(event_target(p), "Normal", "Created", f"created {kind} {name}")
     elif not owned_by(existing, p.uid):
         raise InvalidStateError(
             "ChildConflict",
@@ -127,7 +128,7 @@ def _step_slurmjob(ctx: Context, p: Pipeline, obs: Observed) -> None:
     obs.slurmjob = SlurmJobView.from_object(_ensure_child(ctx, p, desired, recorded))
 
 
-def p_body(p: Pipeline) -> dict[str, Any]:
+def event_target(p: Pipeline) -> dict[str, Any]:
     """The object reference Kopf needs to post an Event on the pipeline."""
     return {
         "apiVersion": PIPELINE_API_VERSION,
@@ -188,7 +189,6 @@ def reconcile(ctx: Context, namespace: str, name: str) -> str | None:
             metrics().error("unexpected", type(e).__name__)
             raise
         metrics().reconciled(ctx.trigger, "ok")
-        metrics().set_phase(namespace, name, phase)
         return phase
 
 
@@ -202,6 +202,7 @@ def _reconcile(ctx: Context, namespace: str, name: str) -> str | None:
     meta, old = body.get("metadata") or {}, body.get("status") or {}
     generation = int(meta.get("generation") or 1)
     if is_terminal(old, generation):
+        metrics().set_phase(namespace, name, str(old["phase"]))
         return str(old["phase"])
     output_uri: str | None = None
     try:
@@ -218,6 +219,7 @@ def _reconcile(ctx: Context, namespace: str, name: str) -> str | None:
     except TransientError as e:
         raise _temporary(e.problem, ctx.attempt) from e
     phase = str(new["phase"])
+    metrics().set_phase(namespace, name, phase)
     if phase == "Failed" and old.get("phase") not in TERMINAL:
         ready = condition(new, COND_READY)
         raise kopf.PermanentError(f"{ready.get('reason')}: {ready.get('message')}")

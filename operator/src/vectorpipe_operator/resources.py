@@ -167,7 +167,8 @@ class Pipeline:
             spec = VectorPipelineSpec.model_validate(body.get("spec") or {})
         except ValidationError as e:
             errors = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or 'spec'}: {err['msg']}"
+                f"{'.'.join(str(p) for p in err['loc']) or 'spec'}: "
+                + err["msg"].removeprefix("Value error, ")
                 for err in e.errors()
             )
             raise InvalidSpecError(errors) from e

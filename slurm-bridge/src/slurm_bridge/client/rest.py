@@ -8,7 +8,7 @@ pinned with `version`. Failures become the typed errors of `slurm_bridge.errors`
 only `SlurmUnavailable` is retried, with exponential backoff and jitter, at most
 `retries` times. A submit is retried only when the request provably never
 reached slurmctld, so a timeout can never turn into two jobs. TLS verification
-is on by default; `verify` may name a CA bundle.
+is on by default; `verify` may name a CA bundle file or be an `ssl.SSLContext`.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class SlurmRestClient:
         user: str,
         token_provider: TokenProvider,
         *,
-        verify: bool | str = True,
+        verify: bool | str | ssl.SSLContext = True,
         timeout: float = 30.0,
         retries: int = 3,
         backoff: float = 0.5,

@@ -18,7 +18,6 @@ such batches in slices of a few thousand reads.
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -44,17 +43,17 @@ def revcomp_codes(codes: NDArray[np.int64], k: int) -> NDArray[np.int64]:
 
 
 @functools.cache
-def column_table(k: int, canonical: bool) -> NDArray[np.int32]:
+def column_table(k: int, canonical: bool) -> NDArray[np.uint32]:
     """Map every k-mer code to its output column (shared, read-only)."""
     codes = np.arange(4**k, dtype=np.int64)
     if not canonical:
-        table = codes.astype(np.int32)
+        table = codes.astype(np.uint32)
     else:
         canon = np.minimum(codes, revcomp_codes(codes, k))
         # Columns follow the sorted distinct canonical codes; np.unique's
         # inverse is exactly "rank of my canonical code".
         _, inverse = np.unique(canon, return_inverse=True)
-        table = inverse.astype(np.int32)
+        table = inverse.astype(np.uint32)
     table.flags.writeable = False
     return table
 
@@ -68,63 +67,90 @@ def _kmer_name(code: int, k: int) -> str:
     return "".join("ACGT"[(code >> (2 * (k - 1 - i))) & 3] for i in range(k))
 
 
+# Up to this many columns a row is counted in place and normalised densely
+# (k <= 5); wider rows go through a scratch row and a list of window columns so
+# the per-read work stays O(read length) rather than O(dim).
+DENSE_MAX_DIM = 512
+
+
 @jit
 def _embed(
     seq: NDArray[np.uint8],
     offsets: NDArray[np.int64],
     k: int,
-    columns: NDArray[np.int32],
+    columns: NDArray[np.uint32],
     clr: bool,
     out: NDArray[np.float32],
 ) -> None:
+    """Fill the zeroed ``out`` with one row per read."""
     n = offsets.shape[0] - 1
     dim = out.shape[1]
-    mask = (1 << (2 * k)) - 1
-    longest = 0
+    dense = dim <= DENSE_MAX_DIM
+    mask = np.uint64((1 << (2 * k)) - 1)
+    two = np.uint64(2)
+    longest = 1
     for r in range(n):
         longest = max(longest, offsets[r + 1] - offsets[r])
-    # Columns touched by the current read: normalising only those keeps the
-    # cost O(read length) instead of O(dim) for the frequency transform.
-    touched = np.empty(max(longest, 1), dtype=np.int64)
-    counts = np.empty(max(longest, 1), dtype=np.float64)
-    log_half = math.log(0.5)
+    counts = np.zeros(1 if dense else dim, dtype=np.uint32)  # all-zero between reads
+    wins = np.empty(1 if dense else longest, dtype=np.uint32)
+    log_c = np.log(np.arange(longest + 1, dtype=np.float64) + 0.5)  # log(c + 0.5)
     for r in range(n):
         row = out[r]
-        code = 0
-        run = 0
-        total = 0
-        ntouched = 0
-        for i in range(offsets[r], offsets[r + 1]):
-            b = ENCODE[seq[i]]
-            if b > 3:
-                run = 0
-                continue
-            code = ((code << 2) | b) & mask
-            run += 1
-            if run >= k:
-                col = columns[code]
-                if row[col] == 0.0:
-                    touched[ntouched] = col
-                    ntouched += 1
-                row[col] += 1.0
-                total += 1
-        if total == 0:
+        code = np.uint64(0)
+        # Branch-free window validity: a window is valid when the last non-ACGT
+        # byte lies k or more positions back. Invalid windows still compute a
+        # (garbage, in-range) column but add 0 to it.
+        last_bad = -1
+        m = 0
+        for i, x in enumerate(seq[offsets[r] : offsets[r + 1]]):
+            b = ENCODE[x]
+            last_bad = i if b > 3 else last_bad
+            code = ((code << two) | np.uint64(b)) & mask
+            ok = (i - last_bad) >= k
+            col = columns[code]
+            if dense:
+                row[col] += ok
+            else:
+                wins[m] = col
+                counts[col] += ok
+            m += ok
+        if m == 0:
+            continue
+        if dense:
+            if not clr:
+                inv = 1.0 / m
+                for j in range(dim):
+                    row[j] *= inv
+            else:
+                logsum = 0.0
+                for j in range(dim):
+                    logsum += log_c[np.uint32(row[j])]
+                mean = logsum / dim
+                for j in range(dim):
+                    row[j] = log_c[np.uint32(row[j])] - mean
             continue
         if not clr:
-            for t in range(ntouched):
-                col = touched[t]
-                row[col] = row[col] / total
-            continue
-        logsum = (dim - ntouched) * log_half
-        for t in range(ntouched):
-            counts[t] = row[touched[t]]
-            logsum += math.log(counts[t] + 0.5)
-        mean = logsum / dim
-        # Every never-seen column has the same value; write the row densely,
-        # then the seen columns over it.
-        row[:] = log_half - mean
-        for t in range(ntouched):
-            row[touched[t]] = math.log(counts[t] + 0.5) - mean
+            inv = 1.0 / m
+            for t in range(m):
+                col = wins[t]
+                row[col] = counts[col] * inv
+        else:
+            # A column seen c times appears c times in wins: adding log(c + .5)/c
+            # and 1/c per window sums each distinct column exactly once.
+            logsum = 0.0
+            distinct = 0.0
+            for t in range(m):
+                c = counts[wins[t]]
+                logsum += log_c[c] / c
+                distinct += 1.0 / c
+            logsum += (dim - round(distinct)) * log_c[0]
+            mean = logsum / dim
+            row[:] = log_c[0] - mean
+            for t in range(m):
+                col = wins[t]
+                row[col] = log_c[counts[col]] - mean
+        for t in range(m):
+            counts[wins[t]] = 0
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,11 @@
 """The k-means numerics on plain numpy arrays: no MPI, no I/O.
 
-A Lloyd sweep assigns every row to its nearest centroid with the expansion
-||x - c||² = ||x||² - 2·x·c + ||c||² in float32 (row norms computed once, the
-products either by BLAS sgemm over blocks of rows or by a fused numba kernel
-that also adds the row into its cluster's float64 sum while the row is still in
-L1, so the matrix streams from memory once per iteration), then the centroids
-move to the means. Initialisation is k-means++ (scikit-learn's greedy variant)
+A Lloyd sweep (`Engine`) assigns every row to its nearest centroid with the
+expansion ||x - c||² = ||x||² - 2·x·c + ||c||² in float32 (row norms computed
+once; the products either by the fused kernel of `kernels`, which also adds the
+row to its cluster's float64 sum while it is in L1, or by BLAS sgemm over
+blocks of rows), on a few threads over fixed blocks, then the centroids move
+to the means. Initialisation is k-means++ (scikit-learn's greedy variant)
 on a sample; a cluster left empty takes the row farthest from its centroid;
 iteration stops, as in scikit-learn, when the summed squared centroid shift is
 at most `tol` times the mean per-feature variance. Everything that must be
@@ -22,14 +22,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar
 
-import numba
 import numpy as np
 from numpy.typing import NDArray
 
-F32 = NDArray[np.float32]
-F64 = NDArray[np.float64]
-I32 = NDArray[np.int32]
-I64 = NDArray[np.int64]
+from vectorpipe_workloads.kmeans import kernels
+from vectorpipe_workloads.kmeans.kernels import F32, F64, I32, I64
+
 Method = Literal["fused", "gemm"]
 T = TypeVar("T")
 
@@ -39,153 +37,6 @@ BLOCK_ROWS = 65536
 PARTIALS_BUDGET_BYTES = 64 << 20
 SAMPLE_MIN = 20000
 SAMPLE_PER_CLUSTER = 10
-
-# reassoc lets LLVM vectorise the dot products; nnan/ninf are left out on
-# purpose so comparisons against inf in the argmin stay exact.
-_FASTMATH = {"reassoc", "contract", "nsz"}
-
-
-@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, boundscheck=False, inline="always")
-def _settle_row(
-    i: int,
-    x: F32,
-    best: np.float32,
-    bk: int,
-    xnorm: F32,
-    labels: I32,
-    dist: F32,
-    sums: F64,
-    counts: I64,
-) -> float:
-    dd = xnorm[i] + best
-    if dd < 0.0:  # cancellation in the expansion can dip below zero
-        dd = np.float32(0.0)
-    labels[i] = bk
-    dist[i] = dd
-    counts[bk] += 1
-    row = sums[bk]
-    for j in range(x.shape[0]):
-        row[j] += x[j]
-    return float(dd)
-
-
-@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, boundscheck=False)
-def _fused_sweep(
-    X: F32, xnorm: F32, C: F32, cnorm: F32, labels: I32, dist: F32, sums: F64, counts: I64
-) -> float:
-    n, d = X.shape
-    k = C.shape[0]
-    k4 = k - k % 4
-    two = np.float32(2.0)
-    total = 0.0
-    # Two rows against four centroids at a time: eight independent dot
-    # products, each loaded x or c value used twice or four times, which is
-    # what keeps the FMA units busy (LLVM vectorises along j). A row's
-    # arithmetic never depends on its partner, so an odd last row is paired
-    # with itself and results do not depend on where blocks start.
-    for i in range(0, n, 2):
-        x = X[i]
-        y = X[i + 1] if i + 1 < n else x
-        bx = np.float32(np.inf)
-        by = np.float32(np.inf)
-        kx = 0
-        ky = 0
-        for c in range(0, k4, 4):
-            c0 = C[c]
-            c1 = C[c + 1]
-            c2 = C[c + 2]
-            c3 = C[c + 3]
-            s0 = s1 = s2 = s3 = t0 = t1 = t2 = t3 = np.float32(0.0)
-            for j in range(d):
-                a = x[j]
-                b = y[j]
-                u0 = c0[j]
-                u1 = c1[j]
-                u2 = c2[j]
-                u3 = c3[j]
-                s0 += a * u0
-                s1 += a * u1
-                s2 += a * u2
-                s3 += a * u3
-                t0 += b * u0
-                t1 += b * u1
-                t2 += b * u2
-                t3 += b * u3
-            # Strict < keeps the lowest index on ties, like argmin.
-            for q, s, t in ((0, s0, t0), (1, s1, t1), (2, s2, t2), (3, s3, t3)):
-                v = cnorm[c + q] - two * s
-                if v < bx:
-                    bx, kx = v, c + q
-                v = cnorm[c + q] - two * t
-                if v < by:
-                    by, ky = v, c + q
-        for c in range(k4, k):
-            cc = C[c]
-            s0 = t0 = np.float32(0.0)
-            for j in range(d):
-                s0 += x[j] * cc[j]
-                t0 += y[j] * cc[j]
-            v = cnorm[c] - two * s0
-            if v < bx:
-                bx, kx = v, c
-            v = cnorm[c] - two * t0
-            if v < by:
-                by, ky = v, c
-        total += _settle_row(i, x, bx, kx, xnorm, labels, dist, sums, counts)
-        if i + 1 < n:
-            total += _settle_row(i + 1, y, by, ky, xnorm, labels, dist, sums, counts)
-    return total
-
-
-@numba.njit(nogil=True, cache=True, boundscheck=False)
-def _nearest_from_products(G: F32, cnorm: F32, xnorm: F32, labels: I32, dist: F32) -> float:
-    n, k = G.shape
-    two = np.float32(2.0)
-    total = 0.0
-    for i in range(n):
-        best = np.float32(np.inf)
-        bk = 0
-        for c in range(k):
-            v = cnorm[c] - two * G[i, c]
-            if v < best:
-                best, bk = v, c
-        dd = xnorm[i] + best
-        if dd < 0.0:
-            dd = np.float32(0.0)
-        labels[i] = bk
-        dist[i] = dd
-        total += dd
-    return total
-
-
-@numba.njit(nogil=True, cache=True, boundscheck=False)
-def _accumulate(X: F32, labels: I32, sums: F64, counts: I64) -> None:
-    n, d = X.shape
-    for i in range(n):
-        c = labels[i]
-        counts[c] += 1
-        row = sums[c]
-        for j in range(d):
-            row[j] += X[i, j]
-
-
-@numba.njit(nogil=True, cache=True, boundscheck=False)
-def _moments(X: F32, shift: F64, xnorm: F64, s1: F64, s2: F64) -> int:
-    n, d = X.shape
-    bad = 0
-    for i in range(n):
-        sq = 0.0
-        for j in range(d):
-            v = np.float64(X[i, j])
-            sq += v * v
-            dv = v - shift[j]
-            s1[j] += dv
-            s2[j] += dv * dv
-        # One inf or nan anywhere in the row makes its norm non-finite.
-        if not np.isfinite(sq) or sq > 3.0e38:
-            bad += 1
-        xnorm[i] = sq
-    return bad
 
 
 def squared_norms(X: NDArray[Any]) -> F32:
@@ -211,7 +62,7 @@ def assign(
     for lo in range(0, len(X), chunk_rows):
         hi = min(lo + chunk_rows, len(X))
         products = X[lo:hi] @ C.T
-        _nearest_from_products(products, cn, xn[lo:hi], labels[lo:hi], dist[lo:hi])
+        kernels.nearest_from_products(products, cn, xn[lo:hi], labels[lo:hi], dist[lo:hi])
     return labels, dist
 
 
@@ -219,7 +70,7 @@ def accumulate(X: F32, labels: I32, k: int) -> tuple[F64, I64]:
     """Per-cluster float64 sums and counts of the rows with the given labels."""
     sums = np.zeros((k, X.shape[1]), np.float64)
     counts = np.zeros(k, np.int64)
-    _accumulate(np.ascontiguousarray(X, dtype=np.float32), labels, sums, counts)
+    kernels.accumulate_rows(np.ascontiguousarray(X, dtype=np.float32), labels, sums, counts)
     return sums, counts
 
 
@@ -290,7 +141,7 @@ class Engine:
 
         def work(b: int) -> int:
             lo, hi = blocks[b]
-            return int(_moments(self.X[lo:hi], shift, norms[lo:hi], s1[b], s2[b]))
+            return int(kernels.moments(self.X[lo:hi], shift, norms[lo:hi], s1[b], s2[b]))
 
         bad = sum(self._map(work, len(blocks)))
         self.xnorm = norms.astype(np.float32)
@@ -312,7 +163,7 @@ class Engine:
         def fused(b: int) -> float:
             lo, hi = blocks[b]
             return float(
-                _fused_sweep(
+                kernels.fused_sweep(
                     X[lo:hi], xn[lo:hi], C, cnorm, lab[lo:hi], dist[lo:hi], sums[b], counts[b]
                 )
             )
@@ -321,9 +172,9 @@ class Engine:
             lo, hi = blocks[b]
             products = X[lo:hi] @ C.T
             total = float(
-                _nearest_from_products(products, cnorm, xn[lo:hi], lab[lo:hi], dist[lo:hi])
+                kernels.nearest_from_products(products, cnorm, xn[lo:hi], lab[lo:hi], dist[lo:hi])
             )
-            _accumulate(X[lo:hi], lab[lo:hi], sums[b], counts[b])
+            kernels.accumulate_rows(X[lo:hi], lab[lo:hi], sums[b], counts[b])
             return total
 
         if self.method == "fused":

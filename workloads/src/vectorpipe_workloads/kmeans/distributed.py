@@ -22,7 +22,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from vectorpipe_workloads.kmeans import core
-from vectorpipe_workloads.kmeans.core import F32, F64, I32, I64, Method
+from vectorpipe_workloads.kmeans.core import Method
+from vectorpipe_workloads.kmeans.kernels import F32, F64, I32, I64
 
 
 class Communicator(Protocol):

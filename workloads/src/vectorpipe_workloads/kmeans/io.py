@@ -26,8 +26,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from vectorpipe_workloads.kmeans.core import F32, I32, I64
 from vectorpipe_workloads.kmeans.distributed import Communicator, rank_bounds
+from vectorpipe_workloads.kmeans.kernels import F32, I32, I64
 from vectorpipe_workloads.manifest import MANIFEST_NAME, Manifest, read_manifest
 from vectorpipe_workloads.shards import embedding_matrix, read_shard, shard_name
 from vectorpipe_workloads.storage import Store, join
@@ -101,23 +101,41 @@ def open_dataset(store: Store, uri: str) -> Dataset:
     return Dataset(manifest, base, manifest_uri)
 
 
+def _shard_rows(store: Store, ds: Dataset, j: int, a: int, b: int) -> F32:
+    """Rows [a, b) of shard j's embeddings; for Parquet only the row groups that hold them."""
+    shard = ds.manifest.shards[j]
+    if shard.fragment is not None:
+        matrix = embedding_matrix(read_shard(store, ds.base_uri, shard, columns=["embedding"]))
+        rows, offset = matrix.shape[0], 0
+    else:
+        # A rank that needs a few rows of a big shard should not decode all of it.
+        with store.local_copy(ds.shard_uri(j)) as path:
+            pf = pq.ParquetFile(path, memory_map=False)
+            sizes = [pf.metadata.row_group(g).num_rows for g in range(pf.num_row_groups)]
+            starts = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+            groups = [g for g in range(len(sizes)) if starts[g] < b and starts[g + 1] > a]
+            matrix = embedding_matrix(pf.read_row_groups(groups, columns=["embedding"]))
+            rows, offset = int(starts[-1]), int(starts[groups[0]]) if groups else 0
+    if rows != shard.rows or matrix.shape[1] != ds.dim:
+        raise InputError(
+            f"shard {ds.shard_uri(j)} has {rows} rows of dim {matrix.shape[1]}, "
+            f"the manifest says {shard.rows} rows of dim {ds.dim}"
+        )
+    return matrix[a - offset : b - offset]
+
+
 def read_rows(store: Store, ds: Dataset, lo: int, hi: int) -> F32:
     """Global rows [lo, hi) as one C-contiguous (hi - lo, dim) float32 matrix."""
     out = np.empty((hi - lo, ds.dim), np.float32)
     at = 0
     for j, a, b in ds.overlapping(lo, hi):
-        shard = ds.manifest.shards[j]
         try:
-            table = read_shard(store, ds.base_uri, shard, columns=["embedding"])
-            matrix = embedding_matrix(table)
+            part = _shard_rows(store, ds, j, a, b)
+        except InputError:
+            raise
         except Exception as e:
             raise InputError(f"cannot read shard {ds.shard_uri(j)}: {e}") from e
-        if matrix.shape != (shard.rows, ds.dim):
-            raise InputError(
-                f"shard {ds.shard_uri(j)} has {matrix.shape[0]} rows of dim {matrix.shape[1]}, "
-                f"the manifest says {shard.rows} rows of dim {ds.dim}"
-            )
-        out[at : at + b - a] = matrix[a:b]
+        out[at : at + b - a] = part
         at += b - a
     return out
 
