@@ -36,6 +36,8 @@ def ray_session(s3: LocalS3) -> Iterator[Any]:
     import ray
 
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    from vectorpipe_workloads.runner import start_ray
+
+    start_ray(num_cpus=2)
     yield ray
     ray.shutdown()

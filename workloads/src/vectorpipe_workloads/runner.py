@@ -43,8 +43,13 @@ class RunSummary:
     nmi: float | None = None
 
 
-def start_ray(num_cpus: int | None = None) -> None:
-    """Connect to RAY_ADDRESS if set, else start a private local Ray for this process."""
+def start_ray(num_cpus: int | None = None, attempts: int = 3) -> None:
+    """Connect to RAY_ADDRESS if set, else start a private local Ray for this process.
+
+    A loaded machine can make Ray's own agents miss their start-up deadline
+    ("node timed out during startup"); that is transient, so a local start is
+    retried a bounded number of times before giving up.
+    """
     import ray
 
     if ray.is_initialized():
@@ -52,12 +57,21 @@ def start_ray(num_cpus: int | None = None) -> None:
     if os.environ.get("RAY_ADDRESS"):
         ray.init(log_to_driver=False)
         return
-    ray.init(
-        num_cpus=num_cpus or os.cpu_count() or 1,
-        include_dashboard=False,
-        log_to_driver=False,
-        configure_logging=False,
-    )
+    os.environ.setdefault("RAY_agent_register_timeout_ms", "120000")
+    for attempt in range(1, attempts + 1):
+        try:
+            ray.init(
+                num_cpus=num_cpus or os.cpu_count() or 1,
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+            )
+            return
+        except Exception as e:
+            if "timed out during startup" not in str(e) or attempt == attempts:
+                raise
+            ray.shutdown()
+            time.sleep(2.0 * attempt)
 
 
 def run_stage1(doc: PipelineDocument, progress: Callable[[str, int, int], None] | None) -> Manifest:
