@@ -61,15 +61,25 @@ if [[ "$REVISION" != unknown ]] && [[ -n "$(git status --porcelain -- images wor
 fi
 mkdir -p "$CACHE/logs"
 
-# Behind a TLS-intercepting proxy pip needs the proxy's CA: the host's bundle
-# (PIP_CERT / SSL_CERT_FILE, or VECTORPIPE_BUILD_CA_BUNDLE) is bind-mounted
-# read-only into RUN steps and named by the PIP_CERT build arg. It is never
-# copied into a layer.
+# Behind a TLS-intercepting proxy pip needs the proxy's CA: a copy of the host's
+# bundle (VECTORPIPE_BUILD_CA_BUNDLE, else PIP_CERT, else SSL_CERT_FILE) is
+# bind-mounted read-only over /mnt (present and empty in Debian-based images, so
+# no mount point is left behind in a layer) during RUN steps, and the PIP_CERT
+# build arg points pip at it. It never enters an image.
 ca_args=()
 CA_BUNDLE="${VECTORPIPE_BUILD_CA_BUNDLE:-${PIP_CERT:-${SSL_CERT_FILE:-}}}"
 if [[ -n "$CA_BUNDLE" && -f "$CA_BUNDLE" ]]; then
-  ca_args=(--volume "$(readlink -f "$CA_BUNDLE"):/run/vectorpipe-build-ca.crt:ro"
-           --build-arg PIP_CERT=/run/vectorpipe-build-ca.crt)
+  mkdir -p "$CACHE/build-ca"
+  cmp -s "$CA_BUNDLE" "$CACHE/build-ca/ca-certificates.crt" || cp "$CA_BUNDLE" "$CACHE/build-ca/ca-certificates.crt"
+  ca_args=(--volume "$CACHE/build-ca:/mnt:ro" --build-arg PIP_CERT=/mnt/ca-certificates.crt)
+fi
+
+# Labels that change with every commit are added by buildah after the last step,
+# so they never invalidate a cached layer.
+label_args=(--label "org.opencontainers.image.revision=${REVISION}")
+SOURCE_URL=$(git remote get-url origin 2>/dev/null || true)
+if [[ "$SOURCE_URL" == https://* ]]; then
+  label_args+=(--label "org.opencontainers.image.source=${SOURCE_URL%.git}")
 fi
 
 stamp() {
@@ -81,9 +91,8 @@ summary=()
 for n in "${names[@]}"; do
   ref="localhost/vectorpipe/${n}:${TAG}"
   cmd=("${BUILDAH[@]}" bud --isolation chroot --pull=never --layers --force-rm
-       --ignorefile images/.containerignore "${ca_args[@]}"
-       --build-arg "BASE_IMAGE=$(base_of "$n")"
-       --build-arg "VERSION=${VERSION}" --build-arg "REVISION=${REVISION}"
+       --ignorefile images/.containerignore "${ca_args[@]}" "${label_args[@]}"
+       --build-arg "BASE_IMAGE=$(base_of "$n")" --build-arg "VERSION=${VERSION}"
        -f "images/${n}/Containerfile" -t "$ref" .)
   echo "+ ${cmd[*]}" >&2
   log="$CACHE/logs/${n}.log"

@@ -23,6 +23,8 @@ PCLUSTER_VERSION="$(sed -n 's/^aws-parallelcluster==\([0-9.]*\).*/\1/p' "$LOCK")
 CACHE="${VECTORPIPE_CACHE:-$HOME/.cache/vectorpipe}"
 VENV="$CACHE/pcluster-venv-$PCLUSTER_VERSION"
 STAMP="$VENV/.vectorpipe-lock.sha256"
+# Bump when the way the venv is built changes, so existing venvs are rebuilt.
+BUILD_REV=2
 
 log() { printf 'validate.sh: %s\n' "$*" >&2; }
 
@@ -49,8 +51,10 @@ pick_uv() {
   fi
 }
 
+stamp() { printf '%s rev%s\n' "$(sha256sum "$LOCK" | cut -d' ' -f1)" "$BUILD_REV"; }
+
 venv_ready() {
-  [ -x "$VENV/bin/python" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(sha256sum "$LOCK" | cut -d' ' -f1)" ]
+  [ -x "$VENV/bin/python" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(stamp)" ]
 }
 
 ensure_venv() {
@@ -72,12 +76,13 @@ ensure_venv() {
   rm -rf "$VENV"
   if [ -n "$uv" ]; then
     "$uv" venv -q --python "$py" "$VENV"
-    "$uv" pip install -q --python "$VENV/bin/python" --require-hashes -r "$LOCK"
+    # Bytecode at install time: imports stay fast even where PYTHONDONTWRITEBYTECODE is set.
+    "$uv" pip install -q --python "$VENV/bin/python" --require-hashes --compile-bytecode -r "$LOCK"
   else
     "$py" -m venv "$VENV"
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check --require-hashes -r "$LOCK"
   fi
-  sha256sum "$LOCK" | cut -d' ' -f1 >"$STAMP"
+  stamp >"$STAMP"
   log "built in $((SECONDS - start))s"
   flock -u 9
   exec 9>&-

@@ -288,6 +288,20 @@ def validate(config_path: str, cluster_name: str, facts: dict[str, Any] | None) 
     return report
 
 
+def _warm_up() -> None:
+    """Pay once, before forking, for what every child would otherwise redo: the
+    imports validate() needs and botocore's service models for the clients
+    pcluster creates (loading a model is local JSON parsing, no network)."""
+    import boto3
+    import pcluster.aws.aws_api
+    import pcluster.models.common
+    import pcluster.schemas.cluster_schema
+    import pcluster.validators.common  # noqa: F401
+
+    for service in ("ec2", "fsx", "iam", "s3"):
+        boto3.client(service, region_name=os.environ.get("AWS_DEFAULT_REGION") or "us-east-1")
+
+
 def _validate_in_child(
     config: str, cluster_name: str, facts: dict[str, Any] | None
 ) -> dict[str, Any]:
@@ -327,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
             facts = json.load(fh)
     # pcluster logs every refused boto3 call at ERROR; the report says it better.
     logging.getLogger("pcluster").setLevel(logging.CRITICAL)
-    import pcluster.schemas.cluster_schema  # noqa: F401  (pay the import once, before forking)
+    _warm_up()
 
     reports = {c: _validate_in_child(c, args.cluster_name, facts) for c in args.configs}
     out: Any = reports[args.configs[0]] if len(args.configs) == 1 else reports

@@ -98,6 +98,12 @@ def test_inertia_is_non_increasing_and_history_consistent() -> None:
     assert all(b <= a * (1 + 1e-6) for a, b in zip(res.inertia, res.inertia[1:], strict=False))
     assert int(res.sizes.sum()) == len(X)
     assert res.sizes.tolist() == np.bincount(engine.labels, minlength=7).tolist()
+    # Sums carried over from sweep to sweep still equal sums made afresh.
+    with engine:
+        carried = engine.sweep(res.centroids)
+    fresh_sums, fresh_counts = core.accumulate(X, engine.labels, 7)
+    np.testing.assert_allclose(carried.sums, fresh_sums, rtol=1e-11, atol=1e-9)
+    assert carried.counts.tolist() == fresh_counts.tolist()
 
 
 def test_kmeans_plusplus_is_deterministic_in_the_seed() -> None:

@@ -67,10 +67,65 @@ def _kmer_name(code: int, k: int) -> str:
     return "".join("ACGT"[(code >> (2 * (k - 1 - i))) & 3] for i in range(k))
 
 
-# Up to this many columns a row is counted in place and normalised densely
-# (k <= 5); wider rows go through a scratch row and a list of window columns so
-# the per-read work stays O(read length) rather than O(dim).
+# Up to this many columns (k <= 5) a row is finished with a dense, vectorised
+# pass over the scratch counts; wider rows only touch the columns a read hit.
 DENSE_MAX_DIM = 512
+
+
+@jit
+def _all_acgt(seq: NDArray[np.uint8], start: int, end: int) -> bool:
+    # Branch-free so it vectorises; `| 32` folds upper case onto lower case.
+    bad: np.bool_ = np.bool_(False)
+    for i in range(np.uint64(start), np.uint64(end)):
+        c = seq[i] | np.uint8(32)
+        bad |= (c != np.uint8(97)) & (c != np.uint8(99)) & (c != np.uint8(103))
+        bad &= c != np.uint8(116)
+    return not bad
+
+
+@jit
+def _count(
+    seq: NDArray[np.uint8],
+    start: int,
+    end: int,
+    k: int,
+    columns: NDArray[np.uint32],
+    counts: NDArray[np.uint32],
+    wins: NDArray[np.uint32],
+) -> int:
+    """Add one read's valid windows to ``counts``, list their columns in ``wins``; return
+    how many there were."""
+    if end - start < k:
+        return 0
+    mask = np.uint64((1 << (2 * k)) - 1)
+    two = np.uint64(2)
+    code = np.uint64(0)
+    m = 0
+    if _all_acgt(seq, start, end):
+        # The common case gets a loop with no validity bookkeeping at all.
+        for i in range(np.uint64(start), np.uint64(start + k - 1)):
+            code = (code << two) | np.uint64(ENCODE[seq[i]])
+        for i in range(np.uint64(start + k - 1), np.uint64(end)):
+            code = ((code << two) | np.uint64(ENCODE[seq[i]])) & mask
+            col = columns[code]
+            wins[m] = col
+            counts[col] += np.uint32(1)
+            m += 1
+        return m
+    # A window is valid when the last non-ACGT byte lies k or more positions
+    # back; invalid windows still compute a (garbage but in-range) column, add
+    # 0 to it, and have their slot in wins overwritten by the next window.
+    last_bad = start - 1
+    for i in range(start, end):
+        b = ENCODE[seq[i]]
+        last_bad = i if b > 3 else last_bad
+        code = ((code << two) | np.uint64(b)) & mask
+        ok = (i - last_bad) >= k
+        col = columns[code]
+        wins[m] = col
+        counts[col] += np.uint32(ok)
+        m += ok
+    return m
 
 
 @jit
@@ -85,49 +140,35 @@ def _embed(
     """Fill the zeroed ``out`` with one row per read."""
     n = offsets.shape[0] - 1
     dim = out.shape[1]
-    dense = dim <= DENSE_MAX_DIM
-    mask = np.uint64((1 << (2 * k)) - 1)
-    two = np.uint64(2)
     longest = 1
     for r in range(n):
         longest = max(longest, offsets[r + 1] - offsets[r])
-    counts = np.zeros(1 if dense else dim, dtype=np.uint32)  # all-zero between reads
-    wins = np.empty(1 if dense else longest, dtype=np.uint32)
+    # counts is a dense scratch row, all-zero between reads; wins lists the
+    # column of every valid window so wide rows (k >= 6) are finished in
+    # O(read length) instead of O(dim).
+    counts = np.zeros(dim, dtype=np.uint32)
+    wins = np.empty(longest, dtype=np.uint32)
     log_c = np.log(np.arange(longest + 1, dtype=np.float64) + 0.5)  # log(c + 0.5)
+    dense = dim <= DENSE_MAX_DIM
     for r in range(n):
-        row = out[r]
-        code = np.uint64(0)
-        # Branch-free window validity: a window is valid when the last non-ACGT
-        # byte lies k or more positions back. Invalid windows still compute a
-        # (garbage, in-range) column but add 0 to it.
-        last_bad = -1
-        m = 0
-        for i, x in enumerate(seq[offsets[r] : offsets[r + 1]]):
-            b = ENCODE[x]
-            last_bad = i if b > 3 else last_bad
-            code = ((code << two) | np.uint64(b)) & mask
-            ok = (i - last_bad) >= k
-            col = columns[code]
-            if dense:
-                row[col] += ok
-            else:
-                wins[m] = col
-                counts[col] += ok
-            m += ok
+        m = _count(seq, offsets[r], offsets[r + 1], k, columns, counts, wins)
         if m == 0:
             continue
+        row = out[r]
+        if dense and not clr:
+            scale = np.float32(1.0 / m)
+            for j in range(dim):
+                row[j] = counts[j] * scale
+                counts[j] = 0
+            continue
         if dense:
-            if not clr:
-                inv = 1.0 / m
-                for j in range(dim):
-                    row[j] *= inv
-            else:
-                logsum = 0.0
-                for j in range(dim):
-                    logsum += log_c[np.uint32(row[j])]
-                mean = logsum / dim
-                for j in range(dim):
-                    row[j] = log_c[np.uint32(row[j])] - mean
+            logsum = 0.0
+            for j in range(dim):
+                logsum += log_c[counts[j]]
+            mean = logsum / dim
+            for j in range(dim):
+                row[j] = log_c[counts[j]] - mean
+                counts[j] = 0
             continue
         if not clr:
             inv = 1.0 / m

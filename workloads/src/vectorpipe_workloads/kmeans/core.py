@@ -88,7 +88,9 @@ class Engine:
 
     The rows are split into fixed blocks; each block has its own partial sums
     which are added in block order, so results are the same for any number of
-    threads. Kernels release the GIL, so plain Python threads run them in parallel.
+    threads. Kernels release the GIL, so plain Python threads run them in
+    parallel. With the fused kernel the partial sums live on from one sweep to
+    the next and only rows that change cluster touch them.
     """
 
     def __init__(
@@ -102,8 +104,12 @@ class Engine:
         self.method = method
         self.block_rows = max(1, block_rows)
         self.xnorm: F32 | None = None  # set by moments(), which sweep() calls if needed
-        self.labels = np.zeros(self.n, np.int32)
+        self.labels = np.full(self.n, -1, np.int32)
         self.dist = np.zeros(self.n, np.float32)
+        # Per-block sums and counts of the rows under their current labels; the
+        # fused kernel updates them in place as rows change cluster.
+        self._sums = np.zeros((0, 0, self.dim))
+        self._counts = np.zeros((0, 0), np.int64)
         self._pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
 
     def close(self) -> None:
@@ -156,8 +162,11 @@ class Engine:
         k = C.shape[0]
         cnorm = squared_norms(C)
         blocks = self._blocks(k * self.dim)
-        sums = np.zeros((len(blocks), k, self.dim))
-        counts = np.zeros((len(blocks), k), np.int64)
+        if self.method != "fused" or self._counts.shape != (len(blocks), k):
+            self._sums = np.zeros((len(blocks), k, self.dim))
+            self._counts = np.zeros((len(blocks), k), np.int64)
+            self.labels.fill(-1)
+        sums, counts = self._sums, self._counts
         X, xn, lab, dist = self.X, self.xnorm, self.labels, self.dist
 
         def fused(b: int) -> float:

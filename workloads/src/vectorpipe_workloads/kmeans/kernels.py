@@ -1,9 +1,11 @@
 """The numba kernels of the k-means: each one pass over a block of rows, GIL released.
 
 `fused_sweep` is the hot loop: for every row it finds the nearest centroid
-through ||x||² - 2·x·c + ||c||² in float32 and adds the row to that cluster's
-float64 sum while the row is still in L1, so one Lloyd iteration reads the
-matrix from memory once. `nearest_from_products` and `accumulate_rows` are the
+through ||x||² - 2·x·c + ||c||² in float32 and, while the row is still in L1,
+moves it between the clusters' float64 sums if its label changed (the sums
+persist from sweep to sweep, label -1 meaning "in no sum yet"), so one Lloyd
+iteration reads the matrix from memory once and pays for accumulation only
+on the rows that moved. `nearest_from_products` and `accumulate_rows` are the
 same two steps apart, for when the products come from BLAS sgemm; `moments`
 computes row norms and shifted per-feature moments for the tolerance. The
 kernels write into arrays they are given and allocate nothing, so `core` can
@@ -41,12 +43,21 @@ def settle_row(
     dd = xnorm[i] + best
     if dd < 0.0:  # cancellation in the expansion can dip below zero
         dd = np.float32(0.0)
-    labels[i] = bk
     dist[i] = dd
-    counts[bk] += 1
-    row = sums[bk]
-    for j in range(x.shape[0]):
-        row[j] += x[j]
+    # The sums are kept from the previous sweep: only a row that changed
+    # cluster moves its vector, and after the first few iterations few do.
+    old = labels[i]
+    if old != bk:
+        labels[i] = bk
+        counts[bk] += 1
+        row = sums[bk]
+        for j in range(x.shape[0]):
+            row[j] += x[j]
+        if old >= 0:
+            counts[old] -= 1
+            row = sums[old]
+            for j in range(x.shape[0]):
+                row[j] -= x[j]
     return float(dd)
 
 
