@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 
 .PHONY: help
 help: ## List every target
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: system-deps
 system-deps: ## Install the Debian packages (Open MPI, Slurm, munge, buildah, sample genomes)
@@ -45,6 +45,26 @@ demo: install ## Run the whole pipeline on the bundled sample data (local Ray + 
 sample-data: install ## Regenerate the bundled sample reads from Debian's genomes
 	$(BIN)/python -m vectorpipe_workloads.sampledata --out examples/data
 
+.PHONY: crds
+crds: install ## Regenerate the CRDs in charts/vectorpipe/crds/ from the typed spec models
+	$(BIN)/python hack/gen_crds.py
+
+.PHONY: argocd-cm
+argocd-cm: install ## Regenerate charts/argocd/argocd-cm-patch.yaml from the health Lua scripts
+	$(BIN)/python hack/lua/sync_cm.py
+
+.PHONY: k8s-bins
+k8s-bins: ## Build kube-apiserver, etcd, kubectl, helm, kwok, KubeRay from Go modules (cached)
+	hack/k8s/build.sh
+
+.PHONY: lua-health
+lua-health: ## Build the gopher-lua harness for the Argo CD health checks (cached)
+	hack/lua/build.sh
+
+.PHONY: images
+images: install ## Build every container image with buildah from a debootstrap base
+	hack/images/build.sh
+
 .PHONY: lint
 lint: install ## ruff lint + format check, import-linter layering contracts
 	$(BIN)/ruff check .
@@ -61,7 +81,8 @@ typecheck: install ## mypy --strict on the three packages
 	$(BIN)/mypy
 
 .PHONY: test
-test: install lint typecheck ## Install, start the services the tests need, run the whole suite
+test: install lint typecheck k8s-bins lua-health ## Install, start the services the tests need, run the whole suite
+	$(BIN)/python hack/gen_crds.py --check
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 .PHONY: test-fast
