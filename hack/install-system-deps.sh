@@ -11,7 +11,7 @@ PACKAGES=(
   slurm-wlm slurmrestd slurm-wlm-jwt-plugin munge
   buildah debootstrap
   art-nextgen-simulation-tools kmer-examples bowtie2-examples
-  lua5.1 jq
+  lua5.1 jq shellcheck nginx
 )
 
 missing=()
@@ -25,5 +25,12 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 echo "installing Debian packages: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# Packages like nginx start a service on install where systemd runs; the tests
+# start their own instances, so forbid service starts during the install.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+  $SUDO chmod +x /usr/sbin/policy-rc.d
+  trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

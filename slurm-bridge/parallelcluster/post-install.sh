@@ -657,8 +657,9 @@ start_units() {
   systemctl restart vectorpipe-slurm-token.timer
 }
 
-# The first token now, then prove the whole path: TLS (verified against our CA)
-# -> nginx -> socket -> slurmrestd -> JWT -> slurmctld.
+# The first token now, then prove the whole path: TLS (verified against our CA,
+# over loopback, which the allow list always admits) -> nginx -> socket ->
+# slurmrestd -> JWT -> slurmctld.
 first_token_and_check() {
   live || return 0
   "$INSTALLED_SCRIPT" rotate
@@ -669,16 +670,16 @@ first_token_and_check() {
     && printf 'X-SLURM-USER-NAME: %s\n' "$TOKEN_USER" >>"$work/headers")
   for i in $(seq 1 30); do
     code="$(curl -sS -o /dev/null -w '%{http_code}' --cacert "$TLS_DIR/ca.crt" \
-      -H "@$work/headers" "https://$PRIVATE_IP:$PORT/openapi/v3" 2>/dev/null || true)"
+      -H "@$work/headers" "https://127.0.0.1:$PORT/openapi/v3" 2>/dev/null || true)"
     [ "$code" = "200" ] && break
     sleep 2
   done
   rm -rf "$work"
   if [ "$code" = "200" ]; then
-    log "slurmrestd answers over TLS at https://$PRIVATE_IP:$PORT"
+    log "slurmrestd answers over TLS (https://$PRIVATE_IP:$PORT for the VPC)"
     return 0
   fi
-  die "https://$PRIVATE_IP:$PORT/openapi/v3 answered '$code', not 200 (journalctl -u slurmrestd -u $TLS_UNIT)"
+  die "https://127.0.0.1:$PORT/openapi/v3 answered '$code', not 200 (journalctl -u slurmrestd -u $TLS_UNIT)"
 }
 
 install_main() {

@@ -69,27 +69,6 @@ def validate(*configs: Path) -> tuple[int, Any]:
 
 
 # --- offline validation with the package's own schema and validators -------------------
-@pytest.mark.slow
-def test_shipped_config_is_valid_offline(pcluster_venv: Path) -> None:
-    code, report = validate(CONFIG)
-    assert report["pcluster_version"] == "3.16.1"
-    assert report["schema"] == {"ok": True}, report["schema"]
-    v = report["validators"]
-    problems = [f for f in v["findings"] if f["level"] in ("ERROR", "WARNING")]
-    assert problems == [], problems
-    assert code == 0 and report["valid"] is True
-    missing = MUST_RUN_OFFLINE - set(v["ran_offline"])
-    assert not missing, f"validators that no longer run offline: {missing}"
-    # Nothing new started needing AWS without this test (and the docs) saying so,
-    # and nothing outside a validator (e.g. the schema load) reached for AWS.
-    assert set(v["needs_aws"]) <= KNOWN_NEEDS_AWS, v["needs_aws"]
-    assert len(v["ran_offline"]) >= 50
-    print(
-        f"offline: {len(v['ran_offline'])} validators ran, "
-        f"{len(v['needs_aws'])} need AWS: {sorted(v['needs_aws'])}"
-    )
-
-
 def _mutations() -> dict[str, tuple[Any, str]]:
     """name -> (mutator, text expected in the refusal)."""
 
@@ -146,29 +125,54 @@ def _mutations() -> dict[str, tuple[Any, str]]:
     }
 
 
-@pytest.mark.slow
-def test_mutated_configs_are_refused(pcluster_venv: Path, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def reports(pcluster_venv: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One validate.sh run over the shipped config and every mutation (a fork each)."""
+    tmp = tmp_path_factory.mktemp("mutations")
     base = load_config()
-    paths: dict[str, Path] = {}
+    paths = {"shipped": CONFIG}
     for name, (mutate, _) in _mutations().items():
         cfg = copy.deepcopy(base)
         mutate(cfg)
-        paths[name] = tmp_path / f"{name}.yaml"
+        paths[name] = tmp / f"{name}.yaml"
         paths[name].write_text(yaml.safe_dump(cfg))
-    control = tmp_path / "control.yaml"
-    control.write_text(yaml.safe_dump(base))
-    # One run, one fork per config: the package is imported once.
-    code, reports = validate(control, *paths.values())
-    assert code == 1
-    assert reports[str(control)]["valid"] is True, reports[str(control)]
-    for name, (_, expected) in _mutations().items():
-        r = reports[str(paths[name])]
-        assert r["valid"] is False, f"{name} was accepted"
-        if r["schema"]["ok"]:
-            text = json.dumps([f for f in r["validators"]["findings"] if f["level"] == "ERROR"])
-        else:
-            text = json.dumps(r["schema"]["errors"])
-        assert expected in text, f"{name}: {expected!r} not in {text}"
+    code, out = validate(*paths.values())
+    assert code == 1  # some are invalid
+    return {name: out[str(path)] for name, path in paths.items()}
+
+
+@pytest.mark.slow
+def test_shipped_config_is_valid_offline(reports: dict[str, Any]) -> None:
+    report = reports["shipped"]
+    assert report["pcluster_version"] == "3.16.1"
+    assert report["schema"] == {"ok": True}, report["schema"]
+    v = report["validators"]
+    problems = [f for f in v["findings"] if f["level"] in ("ERROR", "WARNING")]
+    assert problems == [], problems
+    assert report["valid"] is True
+    missing = MUST_RUN_OFFLINE - set(v["ran_offline"])
+    assert not missing, f"validators that no longer run offline: {missing}"
+    # Nothing new started needing AWS without this test (and the docs) saying so,
+    # and nothing outside a validator (e.g. the schema load) reached for AWS.
+    assert set(v["needs_aws"]) <= KNOWN_NEEDS_AWS, v["needs_aws"]
+    assert len(v["ran_offline"]) >= 50
+    print(
+        f"offline: {len(v['ran_offline'])} validators ran, "
+        f"{len(v['needs_aws'])} need AWS: {sorted(v['needs_aws'])}"
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(_mutations()))
+def test_mutated_config_is_refused(reports: dict[str, Any], name: str) -> None:
+    r = reports[name]
+    expected = _mutations()[name][1]
+    assert r["valid"] is False, f"{name} was accepted"
+    if r["schema"]["ok"]:
+        text = json.dumps([f for f in r["validators"]["findings"] if f["level"] == "ERROR"])
+    else:
+        text = json.dumps(r["schema"]["errors"])
+    assert expected in text, f"{name}: {expected!r} not in {text}"
 
 
 @pytest.mark.slow
