@@ -57,6 +57,10 @@ argocd-cm: install ## Regenerate charts/argocd/argocd-cm-patch.yaml from the hea
 k8s-bins: ## Build kube-apiserver, etcd, kubectl, helm, kwok, KubeRay from Go modules (cached)
 	hack/k8s/build.sh
 
+.PHONY: test-k8s
+test-k8s: install k8s-bins ## Tests against a real kube-apiserver, controller-manager, kwok and the KubeRay operator
+	$(BIN)/pytest -m k8s tests/k8s $(PYTEST_ARGS)
+
 .PHONY: lua-health
 lua-health: ## Build the gopher-lua harness for the Argo CD health checks (cached)
 	hack/lua/build.sh

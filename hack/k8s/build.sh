@@ -51,6 +51,10 @@ if complete; then
   exit 0
 fi
 
+# Go's official install location, for shells (or CI) whose PATH lacks it.
+if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
+  export PATH="/usr/local/go/bin:${PATH}"
+fi
 if ! command -v go >/dev/null 2>&1; then
   cat >&2 <<'EOF'
 build.sh: the 'go' command was not found.
@@ -126,7 +130,7 @@ if missing kube-apiserver kube-controller-manager kube-scheduler kubectl; then
     ldflags+=" -X ${p}.gitVersion=${K8S_VERSION} -X ${p}.gitMajor=1 -X ${p}.gitMinor=${minor}"
     ldflags+=" -X ${p}.gitTreeState=clean -X ${p}.buildDate=${build_date:-1970-01-01T00:00:00Z}"
   done
-  log "kubernetes: compiling ${PKGS[*]##*/} (the long part: 10-25 min cold on 2 cores)"
+  log "kubernetes: compiling ${PKGS[*]##*/} (most of a cold build; about 1 min when only relinking)"
   (cd "${W}" && go build -trimpath -ldflags "${ldflags}" -o "${TMP}/" "${PKGS[@]}")
   for p in "${PKGS[@]}"; do mv -f "${TMP}/${p##*/}" "${BIN}/"; done
   log "kubernetes: done"

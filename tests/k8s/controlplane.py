@@ -15,13 +15,13 @@ imports nothing from pytest so it also serves scripts and other harnesses.
 
 from __future__ import annotations
 
+import atexit
 import base64
 import datetime
 import ipaddress
 import json
 import os
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -273,6 +273,7 @@ class ControlPlane:
         self.expected_version = toolchain.versions.get("K8S_VERSION", "")
         self._procs: list[_Process] = []
         self._etcd_url = ""
+        self._atexit_registered = False
 
     # ----------------------------------------------------------------- lifecycle
     def __enter__(self) -> ControlPlane:
@@ -316,6 +317,8 @@ class ControlPlane:
 
     def stop(self) -> None:
         """Terminate every process (newest first) and remove the temp dir."""
+        if not self._procs and not self.workdir.exists():
+            return  # already stopped (stop() also runs at interpreter exit)
         for proc in reversed(self._procs):
             self._terminate(proc)
         self._procs.clear()
@@ -328,16 +331,14 @@ class ControlPlane:
     def _terminate(proc: _Process) -> None:
         if proc.popen.poll() is not None:
             return
-        # Each component has its own process group (start_new_session), so
-        # this reaches the component only, never the test runner.
+        # SIGTERM first so the API server and etcd shut down cleanly; the
+        # components start no children of their own, so the pid is enough.
+        proc.popen.terminate()
         try:
-            os.killpg(proc.popen.pid, signal.SIGTERM)
             proc.popen.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.popen.pid, signal.SIGKILL)
+            proc.popen.kill()
             proc.popen.wait(timeout=10)
-        except ProcessLookupError:
-            pass
 
     # ------------------------------------------------------------ diagnostics
     def log_tails(self, lines: int = 40) -> str:
@@ -527,9 +528,10 @@ class ControlPlane:
     def start_kuberay_operator(self, timeout: float = 60.0) -> None:
         """Run the real KubeRay operator out-of-cluster against this cluster.
 
-        It has no --kubeconfig flag of its own; controller-runtime reads the
-        KUBECONFIG environment variable. Metrics and probes bind to free
-        loopback ports, leader election is off (one replica, no Lease needed).
+        KubeRay defines no kubeconfig flag itself (controller-runtime adds
+        -kubeconfig); the KUBECONFIG environment variable is what both honour.
+        Metrics and probes bind to free loopback ports, leader election is off
+        (one replica, no Lease needed).
         """
         metrics_port, probe_port = free_ports(2)
         args = [
@@ -670,9 +672,14 @@ class ControlPlane:
                 stdin=subprocess.DEVNULL,
                 cwd=self.workdir,
                 env=dict(env) if env is not None else None,
-                start_new_session=True,
             )
         proc = _Process(name, popen, log)
+        if not self._atexit_registered:
+            self._atexit_registered = True
+            # A runner that exits without calling stop() still takes the
+            # components with it. They share its process group on purpose, so
+            # Ctrl-C in a terminal reaches them too.
+            atexit.register(self.stop)
         self._procs.append(proc)
         return proc
 
