@@ -87,7 +87,7 @@ def ref_hashed(seq: str, k: int, dim: int, canonical: bool, seed: int) -> list[f
     vec = [0.0] * dim
     for x in valid_kmers(seq, k):
         h = ref_hash(x, canonical, seed)
-        vec[(h & 0xFFFFFFFF) % dim] += -1.0 if h >> 63 else 1.0
+        vec[((h & 0xFFFFFFFF) * dim) >> 32] += -1.0 if h >> 63 else 1.0
     norm = math.sqrt(sum(v * v for v in vec))
     return [v / norm for v in vec] if norm else vec
 

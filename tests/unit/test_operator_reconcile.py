@@ -248,7 +248,27 @@ def test_api_errors_are_transient(kube: FakeKube) -> None:
     assert exc.value.delay == 7.0  # Retry-After wins over the backoff
     assert condition(kube.pipeline["status"], "Ready")["reason"] == "APIUnavailable"
     kube.fail_get.clear()
-    kube.fail_status = TransientError("Conflict", "changed meanwhile", delay=1.0)
+    kube.fail_status = TransientError("APIUnavailable", "HTTP 500")
+    with pytest.raises(kopf.TemporaryError) as exc:
+        run(kube, attempt=1)
+    assert exc.value.delay == 10.0
+
+
+def test_a_status_conflict_is_retried_once_on_a_fresh_read(kube: FakeKube) -> None:
+    conflicts = [TransientError("Conflict", "changed meanwhile", delay=1.0)]
+    real = kube.replace_status
+
+    def flaky(body: dict[str, Any], status: dict[str, Any]) -> None:
+        if conflicts:
+            raise conflicts.pop()
+        real(body, status)
+
+    kube.replace_status = flaky  # type: ignore[method-assign]
+    assert run(kube) == "Pending"
+    assert kube.status_writes == 1
+    # Two in a row: back off and let Kopf retry.
+    conflicts[:] = [TransientError("Conflict", "x", delay=1.0)] * 2
+    kube.pipeline["status"] = {}
     with pytest.raises(kopf.TemporaryError) as exc:
         run(kube)
     assert exc.value.delay == 1.0

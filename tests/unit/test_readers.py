@@ -107,7 +107,10 @@ def test_batches_span_internal_chunks(tmp_path: Path, monkeypatch: pytest.Monkey
     assert [b.first_record for b in batches] == list(range(1, 40, 7))
     bad = [*many[:22], ("bad", "AC GT"), *many[22:]]
     err = first_error(write(tmp_path, "bad.fq", fastq(bad)), batch_size=7)
-    assert err.record == 23
+    assert err.record == 23 and "(read 'bad')" in err.reason
+    bad = [*many[:19], ("accent", "ACéT"), *many[19:]]
+    err = first_error(write(tmp_path, "bad2.fq", fastq(bad)), batch_size=7)
+    assert err.record == 20 and "non-ASCII character 'é' in sequence (read 'accent')" in err.reason
 
 
 def test_single_final_batch_is_not_followed_by_an_empty_one(tmp_path: Path) -> None:

@@ -12,7 +12,10 @@ records with an empty sequence are accepted (cutadapt and friends emit them
 legitimately) and the embedders give them an all-zero row; sequence bytes must
 be ASCII letters or one of ``- . *`` (anything else, such as spaces, digits or
 non-ASCII bytes, is rejected as a corrupt record); lowercase is uppercased.
-Missing or unreadable paths raise the usual `OSError`, not `InputFormatError`.
+Missing or unreadable paths, and real read errors, raise `OSError` instead.
+needletail quirks kept as they are: a FASTA header with no sequence line is an
+empty read mid-file but a truncated record at the very end, and a 1-byte file
+counts as empty when plain but is parsed when compressed.
 """
 
 from __future__ import annotations
@@ -176,7 +179,8 @@ def _upper(seq: NDArray[np.uint8]) -> NDArray[np.uint8]:
 
 
 def _encode(source: str, first: int, ids: list[str], seqs: list[str]) -> bytes:
-    """Concatenate a chunk's sequences as ASCII; `ids`/`seqs` start at record `first`."""
+    """Concatenate a chunk's sequences as ASCII; ``seqs[i]`` is record ``first + i``,
+    named ``ids[len(ids) - len(seqs) + i]``."""
     try:
         return "".join(seqs).encode("ascii")
     except UnicodeEncodeError as exc:
@@ -186,7 +190,7 @@ def _encode(source: str, first: int, ids: list[str], seqs: list[str]) -> bytes:
         char = exc.object[exc.start]
         # needletail decodes bytes that are not UTF-8 to U+FFFD.
         what = "a non-UTF-8 byte" if char == "\ufffd" else f"non-ASCII character {char!r}"
-        reason = f"{what} in sequence (read '{ids[i]}')"
+        reason = f"{what} in sequence (read '{ids[len(ids) - len(seqs) + i]}')"
         raise InputFormatError(source, first + i, reason) from None
 
 
@@ -260,7 +264,7 @@ def iter_batches(
                 raise _translate(path, name, first - 1 + len(ids), exc) from exc
             if seqs:
                 chunk_first = first + len(ids) - len(seqs)
-                parts.append(_encode(name, chunk_first, ids[-len(seqs) :], seqs))
+                parts.append(_encode(name, chunk_first, ids, seqs))
                 lengths.append(np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs)))
             if len(seqs) < want:
                 break

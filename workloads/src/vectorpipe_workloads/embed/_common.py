@@ -68,3 +68,43 @@ def check_inputs(
     if offsets[0] < 0 or offsets[-1] > seq.shape[0] or np.any(offsets[1:] < offsets[:-1]):
         raise ValueError("offsets must be non-decreasing and lie within seq")
     return np.ascontiguousarray(seq), np.ascontiguousarray(offsets)
+
+
+def longest_read(offsets: NDArray[np.int64]) -> int:
+    """Length of the longest read (at least 1), to size per-call scratch buffers."""
+    return max(1, int(np.max(np.diff(offsets), initial=0)))
+
+
+@jit
+def packed_kmers(
+    seq: NDArray[np.uint8],
+    start: int,
+    end: int,
+    k: int,
+    canonical: bool,
+    codes: NDArray[np.uint64],
+) -> int:
+    """Write the 2-bit codes of the valid k-mers of ``seq[start:end]`` (k <= 31), each
+    replaced by its reverse complement's code when that is smaller and ``canonical``,
+    into ``codes``; return how many there are."""
+    two = np.uint64(2)
+    three = np.uint64(3)
+    mask = (np.uint64(1) << np.uint64(2 * k)) - np.uint64(1)
+    top = np.uint64(2 * (k - 1))
+    fwd = np.uint64(0)
+    rev = np.uint64(0)
+    # Branch-free validity, as in the kmer kernel: a window is valid when the
+    # last non-ACGT byte is k or more positions back; an invalid window's slot
+    # is overwritten by the next one.
+    last_bad = start - 1
+    m = 0
+    for i in range(start, end):
+        b = ENCODE[seq[i]]
+        last_bad = i if b > 3 else last_bad
+        base = np.uint64(b & 3)
+        fwd = ((fwd << two) | base) & mask
+        # The reverse complement grows from the other end.
+        rev = (rev >> two) | ((three - base) << top)
+        codes[m] = min(fwd, rev) if canonical else fwd
+        m += (i - last_bad) >= k
+    return m

@@ -43,16 +43,20 @@ def revcomp_codes(codes: NDArray[np.int64], k: int) -> NDArray[np.int64]:
 
 
 @functools.cache
+def _canonical_codes(k: int) -> NDArray[np.int64]:
+    codes = np.arange(4**k, dtype=np.int64)
+    return np.minimum(codes, revcomp_codes(codes, k))
+
+
+@functools.cache
 def column_table(k: int, canonical: bool) -> NDArray[np.uint32]:
     """Map every k-mer code to its output column (shared, read-only)."""
-    codes = np.arange(4**k, dtype=np.int64)
     if not canonical:
-        table = codes.astype(np.uint32)
+        table = np.arange(4**k, dtype=np.uint32)
     else:
-        canon = np.minimum(codes, revcomp_codes(codes, k))
         # Columns follow the sorted distinct canonical codes; np.unique's
         # inverse is exactly "rank of my canonical code".
-        _, inverse = np.unique(canon, return_inverse=True)
+        _, inverse = np.unique(_canonical_codes(k), return_inverse=True)
         table = inverse.astype(np.uint32)
     table.flags.writeable = False
     return table
@@ -78,8 +82,8 @@ def _all_acgt(seq: NDArray[np.uint8], start: int, end: int) -> bool:
     bad: np.bool_ = np.bool_(False)
     for i in range(np.uint64(start), np.uint64(end)):
         c = seq[i] | np.uint8(32)
-        bad |= (c != np.uint8(97)) & (c != np.uint8(99)) & (c != np.uint8(103))
-        bad &= c != np.uint8(116)
+        not_ac = (c != np.uint8(97)) & (c != np.uint8(99))
+        bad |= not_ac & (c != np.uint8(103)) & (c != np.uint8(116))
     return not bad
 
 
@@ -113,13 +117,13 @@ def _count(
             m += 1
         return m
     # A window is valid when the last non-ACGT byte lies k or more positions
-    # back; invalid windows still compute a (garbage but in-range) column, add
-    # 0 to it, and have their slot in wins overwritten by the next window.
+    # back. Branch-free: an invalid window still computes a (meaningless but
+    # in-range) column, adds 0 to it, and its slot in wins is overwritten.
     last_bad = start - 1
     for i in range(start, end):
         b = ENCODE[seq[i]]
         last_bad = i if b > 3 else last_bad
-        code = ((code << two) | np.uint64(b)) & mask
+        code = ((code << two) | np.uint64(b & 3)) & mask
         ok = (i - last_bad) >= k
         col = columns[code]
         wins[m] = col
@@ -213,12 +217,8 @@ class KmerEmbedder:
 
     def feature_names(self) -> list[str]:
         """The k-mer that names each output column, in column order."""
-        table = column_table(self.k, self.canonical)
-        first_code = np.full(self.dim, -1, dtype=np.int64)
-        # Canonical columns are named by their smallest code, i.e. the first seen.
-        codes = np.arange(table.shape[0], dtype=np.int64)[::-1]
-        first_code[table[::-1]] = codes
-        return [_kmer_name(int(c), self.k) for c in first_code]
+        codes = np.unique(_canonical_codes(self.k)) if self.canonical else range(4**self.k)
+        return [_kmer_name(int(c), self.k) for c in codes]
 
     def embed(self, seq: NDArray[np.uint8], offsets: NDArray[np.int64]) -> NDArray[np.float32]:
         seq, offsets = check_inputs(seq, offsets)

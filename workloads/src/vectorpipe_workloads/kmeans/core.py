@@ -32,6 +32,7 @@ Method = Literal["fused", "gemm"]
 T = TypeVar("T")
 
 BLOCK_ROWS = 65536
+GEMM_ROWS = 4096
 # Each block keeps its own K×d float64 partial sums so that the result does not
 # depend on how blocks are spread over threads; cap what those partials cost.
 PARTIALS_BUDGET_BYTES = 64 << 20
@@ -178,12 +179,17 @@ class Engine:
             )
 
         def gemm(b: int) -> float:
-            lo, hi = blocks[b]
-            products = X[lo:hi] @ C.T
-            total = float(
-                kernels.nearest_from_products(products, cnorm, xn[lo:hi], lab[lo:hi], dist[lo:hi])
-            )
-            kernels.accumulate_rows(X[lo:hi], lab[lo:hi], sums[b], counts[b])
+            total = 0.0
+            # Sub-blocks small enough that accumulating re-reads X from cache, not memory.
+            for lo in range(blocks[b][0], blocks[b][1], GEMM_ROWS):
+                hi = min(lo + GEMM_ROWS, blocks[b][1])
+                products = X[lo:hi] @ C.T
+                total += float(
+                    kernels.nearest_from_products(
+                        products, cnorm, xn[lo:hi], lab[lo:hi], dist[lo:hi]
+                    )
+                )
+                kernels.accumulate_rows(X[lo:hi], lab[lo:hi], sums[b], counts[b])
             return total
 
         if self.method == "fused":
