@@ -8,6 +8,7 @@
 #   hack/images/build.sh operator        only the named ones
 #   hack/images/build.sh -q operator     build output to a log file (printed on failure)
 #   hack/images/build.sh --list          the image names
+#   hack/images/build.sh --prune         delete untagged (cached) layers to free disk
 #
 # Intermediate layers are cached (--layers), so a rebuild with unchanged
 # inputs takes seconds and one that only touches Python sources skips the
@@ -30,6 +31,12 @@ for arg in "$@"; do
   case "$arg" in
     -q|--quiet) quiet=1 ;;
     --list) printf '%s\n' "${ALL[@]}"; exit 0 ;;
+    --prune)
+      # vfs stores every cached layer as a full copy of the filesystem: drop the
+      # untagged ones (the next build is then cold, except the base images).
+      "${BUILDAH[@]}" rmi --prune >/dev/null
+      "${BUILDAH[@]}" images
+      exit 0 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     -*) echo "build.sh: unknown option $arg" >&2; exit 2 ;;
     *)

@@ -71,9 +71,7 @@ def operator_image() -> Iterator[Image]:
         check=False,
     )
     assert build.returncode == 0, f"hack/images/build.sh operator failed:\n{build.stderr[-4000:]}"
-    config = json.loads(
-        _buildah("inspect", "--type", "image", "--format", "{{json .OCIv1.Config}}", IMAGE)
-    )
+    config = json.loads(_buildah("inspect", "--type", "image", IMAGE))["OCIv1"]["config"]
     container = _buildah("from", "--pull=never", "--quiet", IMAGE)
     try:
         yield Image(IMAGE, container, config)

@@ -3,15 +3,18 @@
 There is no container runtime here, so a RayJob's head pod never runs. This
 harness does what that pod would: for each RayJob in one namespace it takes
 the ConfigMaps mounted into the head container, writes their data into a
-temporary directory, runs the RayJob's `spec.entrypoint` as a subprocess with
-every mount path rewritten to that directory (and `python` to this
-interpreter), with RAY_ADDRESS unset so `vectorpipe etl` starts or attaches a
-local Ray itself, and then writes the status KubeRay would write through the
-status subresource: Initializing, Running/RUNNING with a startTime, and at the
-end Complete/SUCCEEDED, or Failed/FAILED with reason AppFailed and the tail of
-the output in `message` (KubeRay v1.5 persists `Failed` for a failed Ray job
-once its backoffLimit is used up; see rayjob_controller.go). The entrypoint is
-the real one the operator built, so the real stage-1 code runs.
+temporary directory, and runs the RayJob's `spec.entrypoint` as a subprocess
+with every mount path rewritten to that directory (and `python` to this
+interpreter). By default RAY_ADDRESS is unset, so `vectorpipe etl` starts a
+local Ray itself; with `ray_address` the entrypoint attaches to a running
+`LocalRayHead` instead, which is what a KubeRay driver does (the cluster is up
+before the job is submitted and the driver gets RAY_ADDRESS). It then writes
+the status KubeRay would write, through the status subresource:
+Initializing, Running/RUNNING with a startTime, and at the end
+Complete/SUCCEEDED, or Failed/FAILED with reason AppFailed and the tail of the
+output in `message` (KubeRay v1.5 persists `Failed` for a failed Ray job once
+its backoffLimit is used up; see rayjob_controller.go). The entrypoint is the
+real one the operator built, so the real stage-1 code runs.
 """
 
 from __future__ import annotations
@@ -19,7 +22,10 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
+import re
 import shlex
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -39,6 +45,83 @@ def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+class LocalRayHead:
+    """A Ray head started the way a RayCluster head pod starts it (`ray start --head --block`).
+
+    It runs in its own process group so `stop()` ends exactly the processes it
+    started (never another Ray on the machine). Start-up is retried: Ray gives
+    a raylet a fixed 30 s to register, which a loaded two-core machine can miss.
+    """
+
+    # A loopback test cluster: Ray's token auth would need the token handed to
+    # every driver, which KubeRay does for real clusters and we need not.
+    env = {"RAY_AUTH_MODE": "disabled"}
+
+    def __init__(self, num_cpus: int = 2, attempts: int = 3, timeout: float = 180.0) -> None:
+        self.num_cpus, self.attempts, self.timeout = num_cpus, attempts, timeout
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.address = ""
+        self.log = Path(tempfile.mkdtemp(prefix="vpray-log-")) / "ray-head.log"
+
+    def start(self) -> str:
+        ray = str(Path(sys.executable).parent / "ray")
+        for _ in range(self.attempts):
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            temp = tempfile.mkdtemp(prefix="vpray")  # short: Ray's unix sockets live here
+            cmd = [
+                ray, "start", "--head", "--block", f"--port={port}",
+                f"--num-cpus={self.num_cpus}", "--include-dashboard=false",
+                "--disable-usage-stats", f"--temp-dir={temp}",
+            ]  # fmt: skip
+            env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+            env.update(self.env)
+            with self.log.open("ab") as out:
+                self.proc = subprocess.Popen(
+                    cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+                )
+            deadline = time.monotonic() + self.timeout
+            while self.proc.poll() is None and time.monotonic() < deadline:
+                text = self.log.read_text(errors="replace")
+                ip = re.search(r"Local node IP: (\S+)", text)
+                if "Ray runtime started" in text and ip:
+                    # Drivers canonicalise 127.0.0.1 to the node IP, so use that.
+                    self.address = f"{ip.group(1)}:{port}"
+                    return self.address
+                time.sleep(0.5)
+            self.stop()
+        raise RuntimeError(
+            f"Ray head did not start:\n{self.log.read_text(errors='replace')[-3000:]}"
+        )
+
+    def stop(self, grace: float = 10.0) -> None:
+        """Stop every process of the head's group: SIGTERM, then SIGKILL after `grace`."""
+        if self.proc is None:
+            return
+        group = self.proc.pid
+        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, sig)
+            if self._group_gone(group, wait):
+                break
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(5)
+        self.proc = None
+
+    def _group_gone(self, group: int, wait: float) -> bool:
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if self.proc is not None:
+                self.proc.poll()  # reap our direct child so it does not linger
+            try:
+                os.killpg(group, 0)
+            except ProcessLookupError:
+                return True
+            time.sleep(0.2)
+        return False
+
+
 class RayJobHarness:
     """Watches RayJobs in `namespace` and runs each one once, in order of appearance."""
 
@@ -51,8 +134,10 @@ class RayJobHarness:
         env: Mapping[str, str] | None = None,
         timeout: float = 600.0,
         workdir: Path | None = None,
+        ray_address: str | None = None,
     ) -> None:
         self.namespace = namespace
+        self.ray_address = ray_address
         self.python = python
         self.env = dict(env if env is not None else os.environ)
         self.timeout = timeout
@@ -167,6 +252,8 @@ class RayJobHarness:
             },
         )
         env = {k: v for k, v in self.env.items() if k != "RAY_ADDRESS"}
+        if self.ray_address:
+            env.update(RAY_ADDRESS=self.ray_address, **LocalRayHead.env)
         try:
             res = subprocess.run(
                 argv,
@@ -182,11 +269,13 @@ class RayJobHarness:
         self.results[name] = res
         (into / "entrypoint.log").write_text(res.stdout + res.stderr)
         end = _now()
+        final: dict[str, Any]
         if res.returncode == 0:
             final = {
                 "jobDeploymentStatus": "Complete",
                 "jobStatus": "SUCCEEDED",
                 "message": "Job finished successfully.",
+                "succeeded": 1,
             }
         else:
             tail = (res.stdout + res.stderr)[-TAIL:]
@@ -196,12 +285,9 @@ class RayJobHarness:
                 "reason": "AppFailed",
                 "message": f"Job entrypoint command failed with exit code {res.returncode}, "
                 f"last available logs (truncated to {TAIL} chars):\n{tail}",
+                "failed": 1,
             }
         final.update(endTime=end, rayJobInfo={"startTime": start, "endTime": end})
-        if res.returncode == 0:
-            final["succeeded"] = 1
-        else:
-            final["failed"] = 1
         self._patch_status(name, final)
         return res
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.k8s.controlplane import ControlPlane
-from tests.k8s.rayjob_harness import RayJobHarness
+from tests.k8s.rayjob_harness import LocalRayHead, RayJobHarness
 from tests.k8s.test_operator import CRDS, Cluster, condition, start_operator
 
 pytestmark = pytest.mark.k8s
@@ -118,9 +118,14 @@ def test_operator_runs_real_stage_one_through_the_harness(
             "output": {"uri": f"{out}/", "shards": 2},
         },
     }
+    # The Ray "cluster" is up before the job is submitted, as with KubeRay.
+    head = LocalRayHead(num_cpus=2)
+    address = head.start()
     op = start_operator(crds, namespace, tmp_path / "operator.log")
     try:
-        with RayJobHarness(crds.kubeconfig, namespace, workdir=tmp_path / "harness") as harness:
+        with RayJobHarness(
+            crds.kubeconfig, namespace, workdir=tmp_path / "harness", ray_address=address
+        ) as harness:
             cluster.create(body)
             res = harness.wait_for("real-etl", timeout=900)
             assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
@@ -134,4 +139,5 @@ def test_operator_runs_real_stage_one_through_the_harness(
         assert f"{out}/_manifest.json" in sj["spec"]["command"]
     finally:
         op.stop()
+        head.stop()
         print(f"----- operator log (tail) -----\n{op.tail(80)}")

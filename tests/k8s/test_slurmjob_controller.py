@@ -99,6 +99,7 @@ class Rig:
     def __init__(self, k8s: ControlPlane, slurm: LocalSlurm, ns: str, tmp: Path) -> None:
         self.k8s, self.slurm, self.ns, self.tmp = k8s, slurm, ns, tmp
         self.bridges: list[Bridge] = []
+        self.token = slurm.token("root", lifespan=3600)
 
     # bridge ------------------------------------------------------------------------------
     def start_bridge(self, *, wait_live: bool = True, env: dict[str, str] | None = None) -> Bridge:
@@ -220,7 +221,7 @@ class Rig:
 @pytest.fixture
 def rig(crds: ControlPlane, slurm: LocalSlurm, namespace: str, tmp_path: Path) -> Iterator[Rig]:
     r = Rig(crds, slurm, namespace, tmp_path)
-    r.secret("slurm-jwt", slurm.token("root", lifespan=3600))
+    r.secret("slurm-jwt", r.token)
     yield r
     for b in r.bridges:
         b.stop()
@@ -277,6 +278,7 @@ def test_script_job_runs_under_slurm_and_succeeds(rig: Rig, rest: SlurmRestClien
     assert 'slurm_bridge_submits_total{result="submitted"} 1.0' in text
     assert 'slurm_bridge_slurmjobs{phase="Succeeded"} 1.0' in text
     assert 'slurm_bridge_polls_total{result="ok"}' in text
+    assert rig.token not in bridge.log.read_text()  # not even at --verbose
     # Terminal: no more writes (the resourceVersion stands still across several poll intervals).
     rv = rig.get("hello")["metadata"]["resourceVersion"]  # type: ignore[index]
     time.sleep(3)
@@ -379,6 +381,23 @@ def test_backoff_limit_resubmits_a_failed_job_as_a_new_attempt(
     assert "Resubmitting" in [r for r, _ in rig.events("retry")]
 
 
+def test_the_bridge_watches_only_its_namespaces(rig: Rig, rest: SlurmRestClient) -> None:
+    other = Rig(rig.k8s, rig.slurm, rig.k8s.create_namespace("bridge-other"), rig.tmp)
+    try:
+        other.secret("slurm-jwt", other.token)
+        outside = other.create("outside", script="#!/bin/bash\ntrue\n")
+        rig.start_bridge()
+        rig.create("inside", script="#!/bin/bash\ntrue\n")
+        rig.wait_phase("inside", "Succeeded")
+        time.sleep(2)
+        seen = other.get("outside")
+        assert seen is not None and "status" not in seen
+        assert not seen["metadata"].get("finalizers")
+        assert slurm_jobs_of(rest, outside["metadata"]["uid"]) == []
+    finally:
+        rig.k8s.delete_namespace(other.ns)
+
+
 # -- deletion ----------------------------------------------------------------------------------
 def test_delete_while_running_cancels_the_slurm_job(rig: Rig, rest: SlurmRestClient) -> None:
     rig.start_bridge()
@@ -392,7 +411,24 @@ def test_delete_while_running_cancels_the_slurm_job(rig: Rig, rest: SlurmRestCli
     assert len(slurm_jobs_of(rest, sj["metadata"]["uid"])) == 1
 
 
-@pytest.mark.slow
+def test_deleting_the_namespace_cancels_its_running_jobs(
+    crds: ControlPlane, slurm: LocalSlurm, rest: SlurmRestClient, tmp_path: Path
+) -> None:
+    # Its own namespace: the Secret goes with it, before the finalizer runs.
+    rig = Rig(crds, slurm, crds.create_namespace("bridge-nsdel"), tmp_path)
+    try:
+        rig.secret("slurm-jwt", rig.token)
+        rig.start_bridge()
+        rig.create("doomed", script="#!/bin/bash\nsleep 300\n")
+        st = rig.wait_phase("doomed", "Running")
+        crds.delete_namespace(rig.ns, wait=True)
+        assert wait_slurm(rest, st["jobId"], lambda j: j.is_terminal).state == "CANCELLED"
+    finally:
+        for b in rig.bridges:
+            b.stop()
+            print(f"----- bridge log (tail) -----\n{b.tail(100)}")
+
+
 def test_delete_waits_for_slurm_then_cancels_and_the_escape_hatch_lets_go(
     rig: Rig, rest: SlurmRestClient
 ) -> None:
@@ -458,19 +494,24 @@ def test_bridge_dying_between_submit_and_status_write_adopts_on_restart(
 # -- faults ---------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_rotated_token_is_used_without_restart(rig: Rig, rest: SlurmRestClient) -> None:
-    lifespan = 20
-    rig.secret("slurm-jwt", rig.slurm.token("root", lifespan=lifespan))
-    minted = time.monotonic()
+    lifespan = 25
     bridge = rig.start_bridge()
-    rig.create("rotate", script="#!/bin/bash\nsleep 35\necho survived\n")
-    rig.wait_phase("rotate", "Running")
-    rig.secret("slurm-jwt", rig.slurm.token("root", lifespan=3600))
-    # Past the first token's expiry (plus the client's leeway), the job must still be followed.
+    first = rig.slurm.token("root", lifespan=lifespan)
+    rig.secret("slurm-jwt", first)
+    minted = time.monotonic()
+    rig.create("rotate", script=f"#!/bin/bash\nsleep {lifespan + 20}\necho survived\n")
+    rig.wait("rotate", lambda s: s.get("jobId") is not None, "a job id", timeout=lifespan - 5)
+    second = rig.slurm.token("root", lifespan=3600)
+    rig.secret("slurm-jwt", second)
+    # Past the first token's expiry (plus the client's leeway) the job must still be followed.
     time.sleep(max(0.0, minted + lifespan + 8 - time.monotonic()))
+    assert rig.status("rotate")["phase"] == "Running"
     st = rig.wait_phase("rotate", "Succeeded", timeout=60)
     assert st["exitCode"] == 0
     assert "SlurmUnreachable" not in [r for r, _ in rig.events("rotate")]
     assert bridge.proc.poll() is None
+    log = bridge.log.read_text()
+    assert first not in log and second not in log  # tokens never reach the logs
 
 
 def test_bad_token_shows_in_conditions_until_the_secret_is_fixed(

@@ -23,7 +23,7 @@ Record = tuple[str, str]
 
 
 def fastq(records: Sequence[Record]) -> bytes:
-    return b"".join(f"@{h}\n{s}\n+\n{'I' * len(s)}\n".encode() for h, s in records)
+    return b"".join(f"@{h}\n{s}\n+\n{'I' * len(s.encode())}\n".encode() for h, s in records)
 
 
 def fasta(records: Sequence[Record], width: int = 5) -> bytes:

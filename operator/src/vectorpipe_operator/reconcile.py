@@ -192,7 +192,7 @@ def reconcile(ctx: Context, namespace: str, name: str) -> str | None:
         return phase
 
 
-def _reconcile(ctx: Context, namespace: str, name: str) -> str | None:
+def _reconcile(ctx: Context, namespace: str, name: str, fresh: bool = False) -> str | None:
     try:
         body = ctx.kube.get_pipeline(namespace, name)
     except TransientError as e:
@@ -217,6 +217,10 @@ def _reconcile(ctx: Context, namespace: str, name: str) -> str | None:
     try:
         _publish(ctx, body, new)
     except TransientError as e:
+        # Kopf's own annotation patches race with the status write; a pass on a
+        # fresh read almost always succeeds, so retry once before backing off.
+        if e.problem.reason == "Conflict" and not fresh:
+            return _reconcile(ctx, namespace, name, fresh=True)
         raise _temporary(e.problem, ctx.attempt) from e
     phase = str(new["phase"])
     metrics().set_phase(namespace, name, phase)

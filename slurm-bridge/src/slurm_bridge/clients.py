@@ -8,7 +8,8 @@ endpoint, user, API version, token Secret, TLS settings), so the REST version
 is detected once, not on every poll. Their token provider reads the token
 Secret through the Kubernetes API on every request, so a rotated token is used
 at once without a restart; ``SLURM_JWT=`` prefixes (``scontrol token`` output)
-are stripped. TLS verification is on unless the spec says
+are stripped, and the last token read stands in for a Secret that was deleted
+(a namespace being deleted loses its Secrets before SlurmJob finalizers run). TLS verification is on unless the spec says
 ``insecureSkipVerify``; a CA bundle comes from ``caBundleSecretRef`` and is read
 again on every pass (a new bundle makes a new client). The clients retry once,
 briefly: the controller's own bounded backoff does the waiting between passes.
@@ -32,8 +33,22 @@ ClientKey = tuple[str, str, str, str, str, str, str]
 
 
 def token_provider(kube: Kube, namespace: str, name: str, key: str) -> Callable[[], str]:
+    """Read the token from its Secret on every call; remember the last one for a vanished Secret.
+
+    Deleting a namespace deletes the token Secret alongside the SlurmJobs, before
+    their finalizers can cancel anything; the last token seen still works for that.
+    """
+    last: list[str] = []
+
     def read() -> str:
-        return kube.read_secret_key(namespace, name, key).strip().removeprefix("SLURM_JWT=")
+        try:
+            token = kube.read_secret_key(namespace, name, key).strip().removeprefix("SLURM_JWT=")
+        except TransientError as e:
+            if e.reason == "SecretNotFound" and last:
+                return last[0]
+            raise
+        last[:] = [token]
+        return token
 
     return read
 

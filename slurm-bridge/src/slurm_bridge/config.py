@@ -10,6 +10,8 @@ for failed API calls). `start` is what the start-up handler runs: those
 settings, the Kubernetes client configuration, the `Bridge` put into Kopf's
 memo (options from ``python -m slurm_bridge``'s flags, or from the
 environment under ``kopf run``), and the metrics endpoint if a port is set.
+HTTP client loggers stay at WARNING whatever the verbosity: their debug output
+would print the slurmrestd token.
 """
 
 from __future__ import annotations
@@ -51,8 +53,19 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.execution.max_workers = 16
 
 
+def quiet_clients() -> None:
+    """Keep HTTP clients' debug logs out even under ``--verbose``/``--debug``.
+
+    The kubernetes client logs every response body at DEBUG, which for a Secret
+    read is the slurmrestd token; httpx logs request headers (X-SLURM-USER-TOKEN).
+    """
+    for name in ("kubernetes", "urllib3", "httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def start(settings: kopf.OperatorSettings, memo: kopf.Memo) -> None:
     configure(settings)
+    quiet_clients()
     k8s.load_config()
     options = memo.get("options")
     if not isinstance(options, Options):

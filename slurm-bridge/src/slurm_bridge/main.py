@@ -41,7 +41,7 @@ def register(registry: kopf.OperatorRegistry, options: Options) -> None:
     kopf.on.delete(*slurmjobs, id="cancel", registry=registry, backoff=options.delete_backoff)(
         delete.on_delete
     )
-    kopf.on.event(*slurmjobs, registry=registry)(gone.on_event)
+    kopf.on.event(*slurmjobs, registry=registry, when=gone.deleted)(gone.on_deleted)
 
 
 register(kopf.get_default_registry(), Options())

@@ -165,6 +165,10 @@ def _fail_softly(p: Pass, e: Exception) -> None:
     """Show a contact problem in the status; an API that refuses even that is logged."""
     reason = str(getattr(e, "reason", type(e).__name__))
     p.bridge.metrics.error(reason)
+    if p.status.job_id is None:
+        p.bridge.metrics.submits.labels(result="error").inc()
+    else:
+        p.bridge.metrics.polls.labels(result="error").inc()
     p.status = st.parse(p.stored)  # drop what was staged but not written
     try:
         p.record(st.Unreachable(reason, _message(e)))

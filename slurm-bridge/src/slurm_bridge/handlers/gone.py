@@ -9,8 +9,12 @@ import kopf
 from slurm_bridge.context import forget, from_memo
 
 
-def on_event(*, type: str, name: str, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+def on_deleted(*, name: str, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
     """Forget a deleted SlurmJob: its lock and its place in the jobs-by-phase gauge."""
-    if type == "DELETED":
-        from_memo(memo).metrics.set_phase(str(namespace), name, None)
-        forget(str(namespace), name)
+    from_memo(memo).metrics.set_phase(str(namespace), name, None)
+    forget(str(namespace), name)
+
+
+def deleted(type: str, **_: Any) -> bool:
+    """The watch's filter: only the final DELETED event."""
+    return type == "DELETED"

@@ -197,8 +197,9 @@ class Engine:
         else:
             from threadpoolctl import threadpool_limits
 
-            # Our threads already fill the cores; BLAS threads on top only oversubscribe.
-            with threadpool_limits(limits=1 if self.threads > 1 else None, user_api="blas"):
+            # `threads` is the CPU budget and our threads spend it; BLAS threads
+            # on top would oversubscribe, and spin-wait at every small call.
+            with threadpool_limits(limits=1, user_api="blas"):
                 inertia = self._map(gemm, len(blocks))
         return SweepResult(sums.sum(axis=0), counts.sum(axis=0), float(sum(inertia)))
 
