@@ -18,7 +18,9 @@ def blobs(n: int, dim: int, centers: int, seed: int = 0, spread: float = 8.0) ->
 
 
 def brute_force(X: np.ndarray, C: np.ndarray) -> np.ndarray:
-    d = ((X.astype(np.float64)[:, None, :] - C.astype(np.float64)[None, :, :]) ** 2).sum(axis=2)
+    d: np.ndarray = (
+        (X.astype(np.float64)[:, None, :] - C.astype(np.float64)[None, :, :]) ** 2
+    ).sum(axis=2)
     return d
 
 
@@ -135,7 +137,7 @@ def test_empty_cluster_takes_the_farthest_row() -> None:
     X = np.concatenate([near, [[5.0, 5.0], [9.0, 0.0]]]).astype(np.float32)
     # Centroid 2 sits where no row will ever be nearest to it.
     C0 = np.array([[0.0, 0.0], [9.0, 0.0], [-100.0, -100.0]], np.float32)
-    seen = []
+    seen: list[core.IterationStats] = []
     with core.Engine(X) as engine:
         res = core.lloyd(engine, C0, 1, 0.0, on_iteration=seen.append)
     assert seen[0].empty == 1
@@ -170,6 +172,7 @@ def test_tolerance_is_scikit_learns() -> None:
     expected = float(np.var(X.astype(np.float64), axis=0).mean() * 1e-3)
     assert core.tolerance(len(X), s1, s2, 1e-3) == pytest.approx(expected, rel=1e-9)
     assert core.tolerance(len(X), s1, s2, 0.0) == 0.0
+    assert e.xnorm is not None
     np.testing.assert_allclose(e.xnorm, (X.astype(np.float64) ** 2).sum(axis=1), rtol=1e-6)
 
 

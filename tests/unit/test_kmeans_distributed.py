@@ -242,7 +242,7 @@ def test_missing_manifest_and_bad_shard_are_input_errors(tmp_path: Path) -> None
 def test_assignments_are_sharded_like_the_input(tmp_path: Path, ranks: int) -> None:
     ds, _ = make_dataset(tmp_path / "in", [5, 0, 7, 1, 11])
     labels = np.arange(ds.rows, dtype=np.int32) % 3
-    dist = np.arange(ds.rows, dtype=np.float32) / 10
+    dist = (np.arange(ds.rows) / 10).astype(np.float32)
     out = str(tmp_path / "out")
 
     def write(comm: ThreadComm) -> list[int]:

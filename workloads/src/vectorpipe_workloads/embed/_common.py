@@ -1,10 +1,9 @@
 """Shared plumbing for the numba embedders: the typed ``jit`` decorator, the
-base-to-2-bit table, the 64-bit hash mixer and input checking.
-
-Every embedder walks each read once with a rolling 2-bit code (A=0, C=1, G=2,
-T=3, first base most significant, so code order is lexicographic order);
-any other byte (N, IUPAC codes, gaps) is invalid and resets the window, so no
-k-mer that overlaps it is ever counted. Lowercase acgt is accepted too.
+base-to-2-bit table, the 64-bit hash mixer, the rolling k-mer walk and input
+checks. Every embedder walks each read once with a rolling 2-bit code (A=0,
+C=1, G=2, T=3, first base most significant, so code order is lexicographic
+order; lowercase acgt count too); any other byte (N, IUPAC codes, gaps) is
+invalid, and no window that overlaps it is ever counted.
 """
 
 from __future__ import annotations
