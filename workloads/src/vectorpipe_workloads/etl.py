@@ -57,6 +57,7 @@ from vectorpipe_workloads.storage import InputFile, S3Config, Store, is_s3, join
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]
+MAX_BLOCK_BYTES = 256 << 20
 
 
 class EmptyInputError(ValueError):
@@ -122,6 +123,9 @@ def embed_file(
         seed=embedding.seed,
     )
     label = sample_label(file.uri, sample)
+    # A batch becomes an (n, dim) float32 block; at k = 8 (dim 32,896) a default
+    # batch would need 8.6 GB, so cap each batch's block near MAX_BLOCK_BYTES.
+    batch_size = max(256, min(batch_size, MAX_BLOCK_BYTES // (4 * embedder.dim)))
     chunks: list[StagedChunk] = []
     records = 0
     with store.local_copy(file.uri) as path:
