@@ -18,13 +18,12 @@ import pytest
 
 from slurm_bridge.client import SlurmRestClient, static_token
 from slurm_bridge.options import ENV_PREFIX
-from tests.k8s.conftest import k8s, k8s_toolchain, namespace  # noqa: F401
 from tests.k8s.controlplane import ControlPlane
 from tests.k8s.rayjob_harness import LocalRayHead, RayJobHarness
 from tests.k8s.test_operator import CRDS, Cluster, owner_of, start_operator
 from tests.k8s.test_slurmjob_controller import Rig, slurm_jobs_of
 from tests.services.s3 import LocalS3
-from tests.services.slurm import LocalSlurm, slurm_fixture
+from tests.services.slurm import LocalSlurm
 from vectorpipe_operator.builders import clustering_uri
 
 pytestmark = [
@@ -42,11 +41,9 @@ REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "examples" / "data"
 TIMEOUT = 900.0
 
-slurm = pytest.fixture(scope="session")(slurm_fixture)
-
 
 @pytest.fixture(scope="module")
-def crds(k8s: ControlPlane) -> ControlPlane:  # noqa: F811
+def crds(k8s: ControlPlane) -> ControlPlane:
     k8s.apply_crds(CRDS)
     return k8s
 
@@ -70,7 +67,7 @@ def _keys(s3c: Any, bucket: str, prefix: str) -> set[str]:
 
 def test_vectorpipeline_runs_end_to_end_on_kubernetes_ray_slurm_and_s3(
     crds: ControlPlane,
-    namespace: str,  # noqa: F811
+    namespace: str,
     slurm: LocalSlurm,
     rest: SlurmRestClient,
     s3: LocalS3,

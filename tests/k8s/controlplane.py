@@ -348,6 +348,12 @@ class ControlPlane:
             parts.append(f"----- {log.name} (last {lines} lines) -----\n{_tail(log, lines)}")
         return "\n".join(parts)
 
+    def stop_component(self, name: str) -> None:
+        """Terminate one component started by this object (e.g. kwok or KubeRay)."""
+        for proc in [p for p in self._procs if p.name == name]:
+            self._terminate(proc)
+            self._procs.remove(proc)
+
     def process_alive(self, name: str) -> bool:
         return any(p.name == name and p.popen.poll() is None for p in self._procs)
 

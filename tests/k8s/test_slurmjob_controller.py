@@ -31,7 +31,7 @@ from slurm_bridge.finalize import FINALIZER, SKIP_CANCEL_ANNOTATION
 from slurm_bridge.options import CRASH_AFTER_SUBMIT_ENV, CRASH_EXIT_CODE
 from slurm_bridge.script import job_key
 from tests.k8s.controlplane import ControlPlane, free_ports
-from tests.services.slurm import LocalSlurm, slurm_fixture
+from tests.services.slurm import LocalSlurm
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slurm]
 
@@ -39,8 +39,6 @@ REPO = Path(__file__).resolve().parents[2]
 CRDS = sorted((REPO / "charts" / "vectorpipe" / "crds").glob("vectorpipe.io_*.yaml"))
 WAIT = 90.0
 VENV_BIN = str(Path(sys.executable).parent)
-
-slurm = pytest.fixture(scope="session")(slurm_fixture)
 
 
 @pytest.fixture(scope="module")

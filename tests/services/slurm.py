@@ -451,14 +451,28 @@ PartitionName=short Nodes={host} MaxTime=1 State=UP OverSubscribe=YES
         return True
 
 
-def slurm_fixture() -> Iterator[LocalSlurm]:
-    """Session-fixture body: a started LocalSlurm, stopped afterwards.
+_shared: LocalSlurm | None = None
+_users = 0
 
-    Wrap it in a conftest with ``slurm = pytest.fixture(scope="session")(slurm_fixture)``.
+
+def slurm_fixture() -> Iterator[LocalSlurm]:
+    """Session-fixture body: a started LocalSlurm, stopped after its last user.
+
+    tests/conftest.py defines the `slurm` fixture with it. A module that wraps it
+    again (``pytest.fixture(scope="session")(slurm_fixture)``) gets the same
+    cluster, not a second one: one slurmctld per machine is what the ports,
+    munge key and the state dir allow.
     """
-    cluster = LocalSlurm()
-    cluster.start()
+    global _shared, _users
+    if _shared is None:
+        cluster = LocalSlurm()
+        cluster.start()
+        _shared = cluster
+    _users += 1
     try:
-        yield cluster
+        yield _shared
     finally:
-        cluster.stop()
+        _users -= 1
+        if _users == 0:
+            _shared.stop()
+            _shared = None

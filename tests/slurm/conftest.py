@@ -1,6 +1,6 @@
 """Fixtures for the tests against a real Slurm: munged, slurmctld, slurmd, slurmrestd.
 
-`slurm` (session) is `tests.services.slurm.slurm_fixture`: a `LocalSlurm` on
+`slurm` (session, defined in tests/conftest.py) is a `LocalSlurm` on
 loopback serving REST v0.0.36-v0.0.38 with JWT. `rest` is a `SlurmRestClient` for
 root whose token comes from the mutable `token_box`, so a test can rotate it;
 `cli` is the `SlurmCliClient` for the same cluster and `expired_token` a real
@@ -16,9 +16,7 @@ from collections.abc import Callable, Generator, Iterator
 import pytest
 
 from slurm_bridge.client import SlurmCliClient, SlurmRestClient
-from tests.services.slurm import LocalSlurm, slurm_fixture
-
-slurm = pytest.fixture(scope="session")(slurm_fixture)
+from tests.services.slurm import LocalSlurm
 
 
 def pytest_configure(config: pytest.Config) -> None:
