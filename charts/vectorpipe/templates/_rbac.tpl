@@ -1,0 +1,158 @@
+{{/*
+The RBAC rules, one list per component, from what the code calls
+(operator/src/vectorpipe_operator/k8s.py, slurm-bridge/src/slurm_bridge/k8s.py)
+plus what Kopf does on its own: it watches and patches (annotations, finalizer)
+the resources it has handlers for, and posts Events. Namespaced rules go into a
+ClusterRole (scope cluster) or a Role per watched namespace (scope namespaced);
+the cluster-scoped reads Kopf's resource scanning makes are always a ClusterRole.
+*/}}
+
+{{- define "vectorpipe.operatorRules" -}}
+- apiGroups: ["vectorpipe.io"]
+  resources: ["vectorpipelines"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["vectorpipe.io"]
+  resources: ["vectorpipelines/status"]
+  verbs: ["get", "update", "patch"]
+# blockOwnerDeletion on the children's owner references needs update on the owner's finalizers.
+- apiGroups: ["vectorpipe.io"]
+  resources: ["vectorpipelines/finalizers"]
+  verbs: ["update"]
+- apiGroups: ["vectorpipe.io"]
+  resources: ["slurmjobs"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+- apiGroups: ["ray.io"]
+  resources: ["rayjobs"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get", "create"]
+{{ include "vectorpipe.eventRules" . }}
+{{- end -}}
+
+{{- define "vectorpipe.bridgeRules" -}}
+- apiGroups: ["vectorpipe.io"]
+  resources: ["slurmjobs"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["vectorpipe.io"]
+  resources: ["slurmjobs/status"]
+  verbs: ["patch"]
+# Only the named token / CA bundle Secrets, read on every slurmrestd request
+# (so a rotated token needs no restart). No list, no watch, no other name.
+- apiGroups: [""]
+  resources: ["secrets"]
+  resourceNames: {{ include "vectorpipe.slurmSecretNames" . }}
+  verbs: ["get"]
+{{ include "vectorpipe.eventRules" . }}
+{{- end -}}
+
+{{- define "vectorpipe.eventRules" -}}
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end -}}
+
+{{/* Kopf's scanning: CRDs always; namespaces only when it must resolve a namespace list. */}}
+{{- define "vectorpipe.scanningRules" -}}
+- apiGroups: ["apiextensions.k8s.io"]
+  resources: ["customresourcedefinitions"]
+  verbs: ["list", "watch"]
+{{- if eq .Values.rbac.scope "namespaced" }}
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["list", "watch"]
+{{- end }}
+{{- end -}}
+
+{{/*
+RBAC objects of one component. Call with
+(dict "root" $ "component" "operator" "values" .Values.operator "rules" "vectorpipe.operatorRules").
+*/}}
+{{- define "vectorpipe.rbac" -}}
+{{- $root := .root -}}
+{{- $name := include "vectorpipe.componentName" . -}}
+{{- $sa := include "vectorpipe.serviceAccountName" . -}}
+{{- $namespaces := include "vectorpipe.watchedNamespaces" $root | fromJsonArray -}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: {{ $name }}-scanning
+  labels:
+    {{- include "vectorpipe.componentLabels" . | nindent 4 }}
+rules:
+  {{- include "vectorpipe.scanningRules" $root | nindent 2 }}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: {{ $name }}-scanning
+  labels:
+    {{- include "vectorpipe.componentLabels" . | nindent 4 }}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: {{ $name }}-scanning
+subjects:
+  - kind: ServiceAccount
+    name: {{ $sa }}
+    namespace: {{ $root.Release.Namespace }}
+{{- if not $namespaces }}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: {{ $name }}
+  labels:
+    {{- include "vectorpipe.componentLabels" . | nindent 4 }}
+rules:
+  {{- include .rules $root | nindent 2 }}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: {{ $name }}
+  labels:
+    {{- include "vectorpipe.componentLabels" . | nindent 4 }}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: {{ $name }}
+subjects:
+  - kind: ServiceAccount
+    name: {{ $sa }}
+    namespace: {{ $root.Release.Namespace }}
+{{- else }}
+{{- range $ns := $namespaces }}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: {{ $name }}
+  namespace: {{ $ns }}
+  labels:
+    {{- include "vectorpipe.componentLabels" $ | nindent 4 }}
+rules:
+  {{- include $.rules $root | nindent 2 }}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: {{ $name }}
+  namespace: {{ $ns }}
+  labels:
+    {{- include "vectorpipe.componentLabels" $ | nindent 4 }}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: Role
+  name: {{ $name }}
+subjects:
+  - kind: ServiceAccount
+    name: {{ $sa }}
+    namespace: {{ $root.Release.Namespace }}
+{{- end }}
+{{- end }}
+{{- end -}}
