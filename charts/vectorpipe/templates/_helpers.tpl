@@ -86,7 +86,7 @@ app.kubernetes.io/component: {{ .component }}
 {{/* Scope flags and log flags shared by both processes; call with (dict "root" $ "values" ...). */}}
 {{- define "vectorpipe.commonArgs" -}}
 {{- $v := .values -}}
-{{- if eq $v.healthPort $v.metricsPort -}}
+{{- if eq (int $v.healthPort) (int $v.metricsPort) -}}
 {{- fail "healthPort and metricsPort must differ: both are served by the same process" -}}
 {{- end -}}
 {{- $namespaces := include "vectorpipe.watchedNamespaces" .root | fromJsonArray -}}

@@ -1,0 +1,338 @@
+"""The chart without a cluster: `helm lint`, what `helm template` renders, what the schema refuses.
+
+These run the pinned helm only (no API server). They check the rendered
+objects for the properties the chart promises (one replica, Recreate, probes
+on Kopf's real /healthz port, the hardened security contexts, the /tmp
+emptyDir, images defaulting to the appVersion, RBAC without wildcards and
+without a Secret read beyond the named token Secret), both RBAC scopes, and
+that values.schema.json and the templates refuse bad values with a message
+that names the problem. The Argo CD Applications must point at things that
+exist in the chart.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.chart.chartlib import (
+    CHART,
+    REPO,
+    Helm,
+    Obj,
+    container,
+    find,
+    only,
+    render,
+    values_args,
+)
+from tests.k8s.controlplane import Toolchain
+
+
+@pytest.fixture(scope="module")
+def helm(k8s_toolchain: Toolchain, tmp_path_factory: pytest.TempPathFactory) -> Helm:
+    return Helm(k8s_toolchain, tmp_path_factory.mktemp("helm"))
+
+
+@pytest.fixture(scope="module")
+def default(helm: Helm) -> list[Obj]:
+    return render(helm)
+
+
+NAMESPACED = {"rbac": {"scope": "namespaced", "namespaces": ["team-a", "team-b"]}}
+
+
+def test_chart_and_app_version_follow_pyproject() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    assert chart["apiVersion"] == "v2"
+    assert (chart["version"], chart["appVersion"]) == (version, version)
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [[], ["--strict"], ["--strict", *values_args(NAMESPACED)]],
+    ids=["lint", "strict", "strict-namespaced"],
+)
+def test_helm_lint(helm: Helm, flags: list[str]) -> None:
+    res = helm.run("lint", str(CHART), *flags)
+    assert "1 chart(s) linted, 0 chart(s) failed" in res.stdout
+    assert "[WARNING]" not in res.stdout and "[ERROR]" not in res.stdout
+
+
+def test_crds_come_from_the_generated_folder(helm: Helm) -> None:
+    objs = render(helm, extra=["--include-crds"])
+    crds = sorted(o["metadata"]["name"] for o in find(objs, "CustomResourceDefinition"))
+    assert crds == ["slurmjobs.vectorpipe.io", "vectorpipelines.vectorpipe.io"]
+    # The only copy is crds/ (hack/gen_crds.py); none hides in templates/.
+    assert not list((CHART / "templates").rglob("*CustomResourceDefinition*"))
+    for path in (CHART / "templates").rglob("*"):
+        if path.is_file():
+            assert "kind: CustomResourceDefinition" not in path.read_text(), path
+
+
+@pytest.mark.parametrize("component", ["operator", "slurm-bridge"])
+def test_deployment_is_one_hardened_replica(default: list[Obj], component: str) -> None:
+    dep = only(default, "Deployment", f"vp-vectorpipe-{component}")
+    spec = dep["spec"]
+    assert spec["replicas"] == 1
+    assert spec["strategy"] == {"type": "Recreate"}
+    pod = spec["template"]["spec"]
+    assert pod["serviceAccountName"] == f"vp-vectorpipe-{component}"
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 1000
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    c = container(dep)
+    sc = c["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+    image = "vectorpipe/operator" if component == "operator" else "vectorpipe/slurm-bridge"
+    assert c["image"] == f"{image}:0.1.0"
+    # Probes hit the port Kopf's --liveness endpoint listens on.
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    assert ports == {"health": 8080, "metrics": 9090}
+    assert "--liveness=http://0.0.0.0:8080/healthz" in c["args"]
+    assert "--metrics-port=9090" in c["args"]
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert c[probe]["httpGet"] == {"path": "/healthz", "port": "health"}, probe
+    assert c["resources"]["requests"]["cpu"] and c["resources"]["limits"]["memory"]
+    (mount,) = c["volumeMounts"]
+    assert mount["mountPath"] == "/tmp"
+    (vol,) = pod["volumes"]
+    assert vol["name"] == mount["name"] and "emptyDir" in vol
+    assert "--all-namespaces" in c["args"]
+
+
+def test_bridge_flags_come_from_values(helm: Helm) -> None:
+    values = {
+        "slurmBridge": {
+            "pollInterval": 2.5,
+            "slurmTimeout": 7,
+            "jobEnv": {"OMP_NUM_THREADS": "1"},
+            "defaultWorkdir": "/fsx/vectorpipe",
+            "logLevel": "verbose",
+        }
+    }
+    args = container(only(render(helm, values), "Deployment", "vp-vectorpipe-slurm-bridge"))["args"]
+    for flag in (
+        "--poll-interval=2.5",
+        "--slurm-timeout=7",
+        "--job-env=OMP_NUM_THREADS=1",
+        "--default-workdir=/fsx/vectorpipe",
+        "--verbose",
+    ):
+        assert flag in args, (flag, args)
+
+
+def test_images_irsa_and_labels_from_values(helm: Helm) -> None:
+    arn = "arn:aws:iam::111122223333:role/vectorpipe-operator"
+    digest = "sha256:" + "a" * 64
+    objs = render(
+        helm,
+        {
+            "operator": {
+                "image": {"repository": "localhost/vectorpipe/operator", "tag": "dev"},
+                "serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": arn}},
+            },
+            "slurmBridge": {"image": {"repository": "r.example/bridge", "digest": digest}},
+            "commonLabels": {"team": "genomics"},
+        },
+    )
+    assert container(only(objs, "Deployment", "vp-vectorpipe-operator"))["image"] == (
+        "localhost/vectorpipe/operator:dev"
+    )
+    assert container(only(objs, "Deployment", "vp-vectorpipe-slurm-bridge"))["image"] == (
+        f"r.example/bridge@{digest}"
+    )
+    sa = only(objs, "ServiceAccount", "vp-vectorpipe-operator")
+    assert sa["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": arn}
+    assert all(o["metadata"]["labels"]["team"] == "genomics" for o in objs)
+
+
+def _rules(objs: list[Obj]) -> list[dict[str, Any]]:
+    return [r for o in objs if o["kind"] in ("Role", "ClusterRole") for r in o["rules"]]
+
+
+@pytest.mark.parametrize("values", [{}, NAMESPACED], ids=["cluster", "namespaced"])
+def test_rbac_has_no_wildcards_and_no_broad_secret_read(helm: Helm, values: dict[str, Any]) -> None:
+    rules = _rules(render(helm, values))
+    assert rules
+    for rule in rules:
+        for key in ("apiGroups", "resources", "verbs"):
+            assert "*" not in rule.get(key, []), rule
+        if "secrets" in rule["resources"]:
+            assert rule["verbs"] == ["get"] and rule["resourceNames"] == ["slurm-jwt"], rule
+    assert not any(r.get("nonResourceURLs") for r in rules)
+
+
+def test_cluster_scope_renders_cluster_roles_only(default: list[Obj]) -> None:
+    assert not find(default, "Role") and not find(default, "RoleBinding")
+    names = sorted(o["metadata"]["name"] for o in find(default, "ClusterRole"))
+    assert names == [
+        "vp-vectorpipe-operator",
+        "vp-vectorpipe-operator-scanning",
+        "vp-vectorpipe-slurm-bridge",
+        "vp-vectorpipe-slurm-bridge-scanning",
+    ]
+    scanning = only(default, "ClusterRole", "vp-vectorpipe-operator-scanning")["rules"]
+    # Watching every namespace, Kopf never lists namespaces.
+    assert [r["resources"] for r in scanning] == [["customresourcedefinitions"]]
+
+
+def test_namespaced_scope_renders_a_role_per_namespace(helm: Helm) -> None:
+    objs = render(helm, NAMESPACED)
+    for component in ("operator", "slurm-bridge"):
+        name = f"vp-vectorpipe-{component}"
+        roles = find(objs, "Role", name)
+        assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
+        bindings = find(objs, "RoleBinding", name)
+        assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
+        for b in bindings:
+            assert b["subjects"] == [
+                {"kind": "ServiceAccount", "name": name, "namespace": "vp-system"}
+            ]
+        assert not find(objs, "ClusterRole", name)
+        scanning = only(objs, "ClusterRole", f"{name}-scanning")["rules"]
+        assert [r["resources"] for r in scanning] == [["customresourcedefinitions"], ["namespaces"]]
+        assert all(r["verbs"] == ["list", "watch"] for r in scanning)
+        args = container(only(objs, "Deployment", name))["args"]
+        assert [a for a in args if a.startswith("--namespace")] == [
+            "--namespace=team-a",
+            "--namespace=team-b",
+        ]
+        assert "--all-namespaces" not in args
+
+
+def test_token_secret_created_only_on_request(helm: Helm, default: list[Obj]) -> None:
+    assert not find(default, "Secret")
+    values = {
+        **NAMESPACED,
+        "slurm": {
+            "token": {"create": True, "value": "eyJ.jwt", "secretName": "hpc-jwt", "key": "jwt"},
+            "caBundle": {"secretName": "hpc-ca"},
+        },
+    }
+    objs = render(helm, values)
+    secrets = find(objs, "Secret", "hpc-jwt")
+    assert sorted(s["metadata"]["namespace"] for s in secrets) == ["team-a", "team-b"]
+    assert all(s["stringData"] == {"jwt": "eyJ.jwt"} for s in secrets)
+    (rule,) = [r for r in _rules(objs) if "secrets" in r["resources"]][:1]
+    assert rule["resourceNames"] == ["hpc-jwt", "hpc-ca"]
+
+
+def test_metrics_services_and_optional_service_monitor(helm: Helm, default: list[Obj]) -> None:
+    assert not find(default, "ServiceMonitor")
+    for component in ("operator", "slurm-bridge"):
+        svc = only(default, "Service", f"vp-vectorpipe-{component}-metrics")
+        assert svc["spec"]["ports"] == [
+            {"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP"}
+        ]
+        assert svc["spec"]["selector"]["app.kubernetes.io/component"] == component
+    objs = render(
+        helm, {"metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "kps"}}}}
+    )
+    sm = only(objs, "ServiceMonitor", "vp-vectorpipe")
+    assert sm["metadata"]["labels"]["release"] == "kps"
+    assert sm["spec"]["endpoints"][0]["port"] == "metrics"
+    assert sm["spec"]["selector"]["matchLabels"]["vectorpipe.io/metrics"] == "true"
+
+
+def test_components_can_be_turned_off(helm: Helm) -> None:
+    objs = render(helm, {"slurmBridge": {"enabled": False}, "tests": {"enabled": False}})
+    assert not [o for o in objs if "slurm-bridge" in o["metadata"]["name"]]
+    assert not find(objs, "Pod")
+    assert find(objs, "Deployment", "vp-vectorpipe-operator")
+
+
+@pytest.mark.parametrize(
+    ("values", "error"),
+    [
+        ({"rbac": {"scope": "everything"}}, "at '/rbac/scope': value must be one of 'cluster', 'namespaced'"),
+        ({"rbac": {"scope": "namespaced"}}, "at '/rbac/namespaces': minItems: got 0, want 1"),
+        ({"rbac": {"scope": "namespaced", "namespaces": ["Team_A"]}}, "at '/rbac/namespaces/0': 'Team_A' does not match pattern"),
+        ({"operator": {"image": {"pullPolicy": "Sometimes"}}}, "at '/operator/image/pullPolicy': value must be one of"),
+        ({"operator": {"image": {"digest": "sha256:abc"}}}, "at '/operator/image/digest': 'sha256:abc' does not match pattern"),
+        ({"operator": {"metricsPort": 70000}}, "at '/operator/metricsPort': maximum"),
+        ({"operator": {"logFormat": "xml"}}, "at '/operator/logFormat': value must be one of 'plain', 'full', 'json'"),
+        ({"operator": {"replicas": 2}}, "additional properties 'replicas' not allowed"),
+        ({"slurmBridge": {"pollInterval": 0}}, "at '/slurmBridge/pollInterval': exclusiveMinimum"),
+        ({"slurmBridge": {"resources": {"limits": {"memory": "lots"}}}}, "/slurmBridge/resources/limits/memory"),
+        ({"slurm": {"endpoint": "ftp://head:8082"}}, "at '/slurm/endpoint': 'ftp://head:8082' does not match pattern"),
+        ({"slurm": {"token": {"create": True}}}, "at '/slurm/token/value': minLength: got 0, want 1"),
+        ({"metrics": {"serviceMonitor": {"interval": "often"}}}, "at '/metrics/serviceMonitor/interval': 'often' does not match pattern"),
+        ({"bogus": 1}, "additional properties 'bogus' not allowed"),
+    ],
+    ids=[
+        "scope-enum", "namespaced-needs-namespaces", "namespace-pattern", "pull-policy-enum",
+        "digest-pattern", "port-maximum", "log-format-enum", "unknown-operator-key",
+        "poll-interval-minimum", "quantity-pattern", "endpoint-scheme", "token-value-required",
+        "interval-pattern", "unknown-top-level-key",
+    ],
+)  # fmt: skip
+def test_schema_rejects_bad_values(helm: Helm, values: dict[str, Any], error: str) -> None:
+    res = helm.template(values, check=False)
+    assert res.returncode != 0, f"accepted: {values}"
+    assert "values don't meet the specifications of the schema" in res.stderr
+    assert error in res.stderr, res.stderr
+
+
+@pytest.mark.parametrize(
+    ("values", "error"),
+    [
+        ({"operator": {"metricsPort": 8080}}, "healthPort and metricsPort must differ"),
+        (
+            {"operator": {"serviceAccount": {"create": False}}},
+            "operator.serviceAccount.name is required when serviceAccount.create is false",
+        ),
+        (
+            {"metrics": {"service": {"enabled": False}, "serviceMonitor": {"enabled": True}}},
+            "metrics.serviceMonitor.enabled needs metrics.service.enabled",
+        ),
+    ],
+    ids=["same-port", "no-sa-name", "monitor-without-service"],
+)
+def test_templates_refuse_inconsistent_values(
+    helm: Helm, values: dict[str, Any], error: str
+) -> None:
+    res = helm.template(values, check=False)
+    assert res.returncode != 0 and error in res.stderr, res.stderr
+
+
+def test_argocd_applications_point_at_the_chart(helm: Helm) -> None:
+    for name in ("application.yaml", "applicationset.yaml"):
+        app = yaml.safe_load((REPO / "charts" / "argocd" / name).read_text())
+        spec = app["spec"].get("template", {}).get("spec") or app["spec"]
+        source = spec["source"]
+        assert (REPO / source["path"]) == CHART
+        assert (CHART / source["helm"]["valueFiles"][0]).is_file()
+        assert source["helm"]["releaseName"] == "vectorpipe"
+        assert spec["destination"]["namespace"] == "vectorpipe-system"
+    objs = render(helm, release="vectorpipe", namespace="vectorpipe-system")
+    # Release name "vectorpipe" gives unprefixed names.
+    assert find(objs, "Deployment", "vectorpipe-operator")
+    assert find(objs, "Deployment", "vectorpipe-slurm-bridge")
+
+
+def test_values_file_documents_every_schema_key() -> None:
+    """Every key the schema knows is present in values.yaml (nothing hidden)."""
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+
+    def walk(s: dict[str, Any], v: Any, path: str) -> list[str]:
+        missing = []
+        for key, sub in s.get("properties", {}).items():
+            if key in ("global", "requests", "limits"):
+                continue  # Helm's own / Kubernetes' free-form resource lists
+            if not isinstance(v, dict) or key not in v:
+                missing.append(f"{path}.{key}")
+            elif sub.get("type") == "object" and sub.get("additionalProperties") is False:
+                missing += walk(sub, v[key], f"{path}.{key}")
+        return missing
+
+    assert walk(schema, values, "") == []
