@@ -354,6 +354,24 @@ class ControlPlane:
             self._terminate(proc)
             self._procs.remove(proc)
 
+    def restart_apiserver(self, down_for: float = 5.0, timeout: float = 120.0) -> None:
+        """Stop kube-apiserver, keep it down `down_for` s, start it again on the same port.
+
+        etcd keeps running, so every object survives, as when an API server is
+        upgraded or crashes; clients see dropped watches and refused connections.
+        """
+        (proc,) = [p for p in self._procs if p.name == "kube-apiserver"]
+        argv = [str(a) for a in proc.popen.args]  # type: ignore[union-attr]
+        self.stop_component("kube-apiserver")
+        time.sleep(down_for)
+        self._spawn("kube-apiserver", argv)
+        self._wait(
+            "kube-apiserver /readyz after a restart",
+            lambda: self._api_get("/readyz") == "ok",
+            time.monotonic() + timeout,
+            watch=("etcd", "kube-apiserver"),
+        )
+
     def process_alive(self, name: str) -> bool:
         return any(p.name == name and p.popen.poll() is None for p in self._procs)
 

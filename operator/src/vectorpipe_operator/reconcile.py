@@ -16,10 +16,14 @@ becomes a Kopf TemporaryError with a growing, capped delay; on the handler's
 last attempt it turns into Failed (RetriesExhausted). An `InvalidStateError`
 (and any child's failure) turns the pipeline Failed and becomes a
 PermanentError, once: a Failed pipeline is never reconciled again.
+`VECTORPIPE_OPERATOR_TEST_CRASH_AFTER_CREATE=<Kind>` is a fault-injection hook
+for the restart tests: the process exits right after creating that child,
+before the status records it.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Mapping
@@ -58,6 +62,9 @@ from vectorpipe_workloads.storage import Store
 RETRIES = 8
 HANDLER_TIMEOUT = 3600.0
 HANDLER_BACKOFF = 10.0
+
+CRASH_AFTER_CREATE_ENV = "VECTORPIPE_OPERATOR_TEST_CRASH_AFTER_CREATE"
+CRASH_EXIT_CODE = 86
 
 _locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
 _locks_guard = threading.Lock()
@@ -107,6 +114,8 @@ def _ensure_child(
         existing, created = ctx.kube.ensure(desired, p.uid)
         if created:
             ctx.kube.post_event(event_target(p), "Normal", "Created", f"created {kind} {name}")
+            if os.environ.get(CRASH_AFTER_CREATE_ENV) == kind:
+                os._exit(CRASH_EXIT_CODE)  # fault injection: die before the status write
     elif not owned_by(existing, p.uid):
         raise InvalidStateError(
             "ChildConflict",
