@@ -6,17 +6,24 @@
 #
 #   hack/images/build.sh                 all images: operator slurm-bridge ray-worker mpi-app
 #   hack/images/build.sh operator        only the named ones
-#   hack/images/build.sh -q operator     build output to a log file (printed on failure)
+#   hack/images/build.sh -q operator     build output only to the log file (tail printed on failure)
+#   hack/images/build.sh --force ...     build even when the image is up to date
 #   hack/images/build.sh --list          the image names
 #   hack/images/build.sh --prune         delete untagged (cached) layers to free disk
 #
-# Intermediate layers are cached (--layers), so a rebuild with unchanged
-# inputs takes seconds and one that only touches Python sources skips the
-# dependency install. Prints one line per image: name, seconds, size.
+# An image whose inputs (its Containerfile, the files it copies, the base image,
+# the build args) are unchanged since it was built is left alone: the check
+# takes a second, while even a fully cached vfs build takes a minute or two.
+# Otherwise intermediate layers are cached (--layers): a change to Python
+# sources rebuilds only the small `package` stage, a change to the pins only
+# `deps` onwards. Prints one line per image: name, seconds, size. Logs, with
+# seconds since the start on each line, go to the cache dir's images/logs/.
 #
 # Environment:
-#   VECTORPIPE_CACHE      cache root (default ~/.cache/vectorpipe); logs in images/logs/
-#   VECTORPIPE_IMAGE_TAG  tag for the built images (default dev)
+#   VECTORPIPE_CACHE            cache root (default ~/.cache/vectorpipe)
+#   VECTORPIPE_IMAGE_TAG        tag for the built images (default dev)
+#   VECTORPIPE_BUILD_CA_BUNDLE  CA bundle for pip behind a TLS-intercepting proxy
+#                               (default: $PIP_CERT, else $SSL_CERT_FILE)
 set -euo pipefail
 
 ALL=(operator slurm-bridge ray-worker mpi-app)
@@ -24,12 +31,16 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 CACHE="${VECTORPIPE_CACHE:-$HOME/.cache/vectorpipe}/images"
 TAG="${VECTORPIPE_IMAGE_TAG:-dev}"
 BUILDAH=(buildah --storage-driver vfs)
+INPUTS_LABEL=io.vectorpipe.build-inputs
 
-quiet=0
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+
+quiet=0 force=0
 names=()
 for arg in "$@"; do
   case "$arg" in
     -q|--quiet) quiet=1 ;;
+    --force) force=1 ;;
     --list) printf '%s\n' "${ALL[@]}"; exit 0 ;;
     --prune)
       # vfs stores every cached layer as a full copy of the filesystem: drop the
@@ -37,8 +48,8 @@ for arg in "$@"; do
       "${BUILDAH[@]}" rmi --prune >/dev/null
       "${BUILDAH[@]}" images
       exit 0 ;;
-    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-    -*) echo "build.sh: unknown option $arg" >&2; exit 2 ;;
+    -h|--help) usage; exit 0 ;;
+    -*) echo "build.sh: unknown option $arg" >&2; usage >&2; exit 2 ;;
     *)
       if [[ ! -f "$ROOT/images/$arg/Containerfile" ]]; then
         echo "build.sh: no image '$arg' (have: ${ALL[*]})" >&2
@@ -62,24 +73,40 @@ if [[ $need_mpi == 1 ]]; then "$ROOT/hack/images/base.sh" mpi; else "$ROOT/hack/
 
 cd "$ROOT"
 VERSION=$(python3 -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')
+# Everything the Containerfiles COPY (a superset is fine: it only costs a rebuild).
+INPUT_PATHS=(pyproject.toml requirements.lock README.md .gitignore
+             images/lock_subset.py images/build-constraints.txt images/.containerignore
+             workloads/src operator/src slurm-bridge/src)
 REVISION=$(git rev-parse HEAD 2>/dev/null || echo unknown)
-if [[ "$REVISION" != unknown ]] && [[ -n "$(git status --porcelain -- images workloads/src operator/src slurm-bridge/src pyproject.toml requirements.lock 2>/dev/null)" ]]; then
+if [[ "$REVISION" != unknown ]] && [[ -n "$(git status --porcelain -- images "${INPUT_PATHS[@]}" 2>/dev/null)" ]]; then
   REVISION="${REVISION}-dirty"
 fi
 mkdir -p "$CACHE/logs"
 
 # Behind a TLS-intercepting proxy pip needs the proxy's CA: a copy of the host's
-# bundle (VECTORPIPE_BUILD_CA_BUNDLE, else PIP_CERT, else SSL_CERT_FILE) is
-# bind-mounted read-only over /mnt (present and empty in Debian-based images, so
-# no mount point is left behind in a layer) during RUN steps, and the PIP_CERT
-# build arg points pip at it. It never enters an image.
+# bundle is bind-mounted read-only over /mnt (present and empty in Debian-based
+# images, so no mount point is left behind in a layer) during RUN steps, and
+# the PIP_CERT build arg points pip at it. It never enters an image.
 ca_args=()
 CA_BUNDLE="${VECTORPIPE_BUILD_CA_BUNDLE:-${PIP_CERT:-${SSL_CERT_FILE:-}}}"
 if [[ -n "$CA_BUNDLE" && -f "$CA_BUNDLE" ]]; then
   mkdir -p "$CACHE/build-ca"
-  cmp -s "$CA_BUNDLE" "$CACHE/build-ca/ca-certificates.crt" || cp "$CA_BUNDLE" "$CACHE/build-ca/ca-certificates.crt"
+  cmp -s "$CA_BUNDLE" "$CACHE/build-ca/ca-certificates.crt" \
+    || cp "$CA_BUNDLE" "$CACHE/build-ca/ca-certificates.crt"
   ca_args=(--volume "$CACHE/build-ca:/mnt:ro" --build-arg PIP_CERT=/mnt/ca-certificates.crt)
 fi
+
+# inputs_digest NAME: one hash over everything that determines the image.
+inputs_digest() {
+  local base_id
+  base_id=$("${BUILDAH[@]}" images --no-trunc --format '{{.ID}}' "$(base_of "$1")")
+  {
+    echo "base=${base_id} version=${VERSION} tag=${TAG}"
+    sha256sum "images/$1/Containerfile" hack/images/build.sh
+    find "${INPUT_PATHS[@]}" -type f ! -path '*/__pycache__/*' ! -name '*.py[cod]' -print0 \
+      | LC_ALL=C sort -z | xargs -0 sha256sum
+  } | sha256sum | cut -d' ' -f1
+}
 
 # Labels that change with every commit are added by buildah after the last step,
 # so they never invalidate a cached layer.
@@ -89,7 +116,7 @@ if [[ "$SOURCE_URL" == https://* ]]; then
   label_args+=(--label "org.opencontainers.image.source=${SOURCE_URL%.git}")
 fi
 
-stamp() {
+stamp() { # prefix each line with the seconds since the build began
   local t0=$SECONDS line
   while IFS= read -r line; do printf '[%4ds] %s\n' $((SECONDS - t0)) "$line"; done
 }
@@ -97,27 +124,34 @@ stamp() {
 summary=()
 for n in "${names[@]}"; do
   ref="localhost/vectorpipe/${n}:${TAG}"
-  cmd=("${BUILDAH[@]}" bud --isolation chroot --pull=never --layers --force-rm
-       --ignorefile images/.containerignore "${ca_args[@]}" "${label_args[@]}"
-       --build-arg "BASE_IMAGE=$(base_of "$n")" --build-arg "VERSION=${VERSION}"
-       -f "images/${n}/Containerfile" -t "$ref" .)
-  echo "+ ${cmd[*]}" >&2
-  log="$CACHE/logs/${n}.log"
   start=$(date +%s.%N)
-  # Each log line is prefixed with the seconds since this image's build began.
-  if [[ $quiet == 1 ]]; then
-    if ! "${cmd[@]}" 2>&1 | stamp >"$log"; then
-      tail -n 60 "$log" >&2
-      echo "build.sh: building $n failed; full log: $log" >&2
-      exit 1
-    fi
+  digest=$(inputs_digest "$n")
+  built=$("${BUILDAH[@]}" inspect --type image --format "{{index .OCIv1.Config.Labels \"${INPUTS_LABEL}\"}}" "$ref" 2>/dev/null || true)
+  if [[ $force == 0 && "$built" == "$digest" ]]; then
+    note="up to date"
   else
-    "${cmd[@]}" 2>&1 | stamp | tee "$log"
+    cmd=("${BUILDAH[@]}" bud --isolation chroot --pull=never --layers --force-rm
+         --ignorefile images/.containerignore "${ca_args[@]}" "${label_args[@]}"
+         --label "${INPUTS_LABEL}=${digest}"
+         --build-arg "BASE_IMAGE=$(base_of "$n")" --build-arg "VERSION=${VERSION}"
+         -f "images/${n}/Containerfile" -t "$ref" .)
+    echo "+ ${cmd[*]}" >&2
+    log="$CACHE/logs/${n}.log"
+    if [[ $quiet == 1 ]]; then
+      if ! "${cmd[@]}" 2>&1 | stamp >"$log"; then
+        tail -n 60 "$log" >&2
+        echo "build.sh: building $n failed; full log: $log" >&2
+        exit 1
+      fi
+    else
+      "${cmd[@]}" 2>&1 | stamp | tee "$log"
+    fi
+    note="built"
   fi
   secs=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
   size=$("${BUILDAH[@]}" images --format '{{.Size}}' "$ref" | head -n 1)
-  summary+=("$(printf '%-14s %8ss  %10s  %s' "$n" "$secs" "$size" "$ref")")
+  summary+=("$(printf '%-14s %-11s %8ss  %10s  %s' "$n" "$note" "$secs" "$size" "$ref")")
 done
 
-echo "image          build time        size  reference" >&2
+echo "image          result         seconds        size  reference" >&2
 printf '%s\n' "${summary[@]}" >&2
