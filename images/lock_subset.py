@@ -2,6 +2,7 @@
 """Print the part of requirements.lock one image needs, hashes and all.
 
     python3 images/lock_subset.py --extra operator [--exclude PKG ...] \
+        [--add-lock images/ray-worker/ray-default.lock] \
         [--pyproject pyproject.toml] [--lock requirements.lock] > requirements.txt
 
 requirements.lock pins every extra of the `vectorpipe` distribution together
@@ -11,6 +12,10 @@ pyproject.toml, and the lock's own `# via` annotations (which package pulled in
 which) give the transitive closure. The output is a hash-pinned requirements
 file for `pip install --require-hashes --no-deps`, so nothing is resolved or
 left unpinned at build time; `pip check` afterwards proves the subset is closed.
+`--add-lock` merges in a second hash-pinned lock for what one image needs beyond
+the project's extras (the ray-worker's `ray[default]`), compiled with
+requirements.lock as constraints: a package both pin must have the same version
+in both, so the two cannot drift apart unnoticed.
 
 Standard library only: it runs in the image's builder stage before anything is
 installed.
@@ -40,6 +45,10 @@ class Pin:
     name: str
     lines: list[str] = field(default_factory=list)  # the requirement + hash lines
     via: set[str] = field(default_factory=set)  # canonical names; "" = the project itself
+
+    @property
+    def version(self) -> str:
+        return self.lines[0].split("==", 1)[1].split()[0].split(";")[0]
 
 
 def parse_lock(text: str, project: str) -> dict[str, Pin]:
@@ -84,13 +93,13 @@ def roots(pyproject: dict[str, Any], extras: list[str]) -> set[str]:
     name = canonical(project["name"])
     optional = project.get("optional-dependencies", {})
     out: set[str] = set()
-    todo = [("", project.get("dependencies", []))]
-    todo += [(extra, optional[extra]) for extra in extras]
     for extra in extras:
         if extra not in optional:
             raise SystemExit(
                 f"lock_subset: pyproject.toml has no extra {extra!r} (has {sorted(optional)})"
             )
+    todo = [("", project.get("dependencies", []))]
+    todo += [(extra, optional[extra]) for extra in extras]
     seen_extras = set(extras)
     while todo:
         _, reqs = todo.pop()
@@ -125,6 +134,24 @@ def subset(pins: dict[str, Pin], wanted: set[str], exclude: set[str]) -> list[Pi
     return [pins[n] for n in sorted(chosen)]
 
 
+def merge(
+    chosen: list[Pin], locked: dict[str, Pin], added: dict[str, Pin], exclude: set[str], source: str
+) -> list[Pin]:
+    """The chosen pins plus every pin of a second lock, which must agree with the first."""
+    out = {pin.name: pin for pin in chosen}
+    for name, pin in added.items():
+        if name in exclude:
+            continue
+        known = locked.get(name)
+        if known is not None and known.version != pin.version:
+            raise SystemExit(
+                f"lock_subset: {source} pins {name}=={pin.version} but the lock has "
+                f"{name}=={known.version}; regenerate {source} (hack/images/lock-ray-default.sh)"
+            )
+        out.setdefault(name, known or pin)
+    return [out[n] for n in sorted(out)]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -133,6 +160,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--exclude", action="append", default=[], help="locked package to leave out"
     )
+    parser.add_argument(
+        "--add-lock",
+        type=Path,
+        action="append",
+        default=[],
+        help="second hash-pinned lock whose pins are all added (repeatable)",
+    )
     parser.add_argument("--pyproject", type=Path, default=Path("pyproject.toml"))
     parser.add_argument("--lock", type=Path, default=Path("requirements.lock"))
     args = parser.parse_args(argv)
@@ -140,11 +174,16 @@ def main(argv: list[str] | None = None) -> int:
     pyproject = tomllib.loads(args.pyproject.read_text())
     project = canonical(pyproject["project"]["name"])
     pins = parse_lock(args.lock.read_text(), project)
-    chosen = subset(pins, roots(pyproject, args.extra), {canonical(e) for e in args.exclude})
+    exclude = {canonical(e) for e in args.exclude}
+    chosen = subset(pins, roots(pyproject, args.extra), exclude)
     extras = ",".join(args.extra) or "(core)"
     sys.stdout.write(
         f"# {project}[{extras}]: {len(chosen)} of {len(pins)} pins from {args.lock.name}\n"
     )
+    for path in args.add_lock:
+        before = len(chosen)
+        chosen = merge(chosen, pins, parse_lock(path.read_text(), project), exclude, path.name)
+        sys.stdout.write(f"# + {len(chosen) - before} pins from {path.name}\n")
     for pin in chosen:
         lines = list(pin.lines)
         lines[-1] = lines[-1].rstrip(" \\")

@@ -11,7 +11,7 @@
 #   hack/images/build.sh --list          the image names
 #   hack/images/build.sh --prune         delete untagged (cached) layers to free disk
 #
-# An image whose inputs (its Containerfile, the files it copies, the base image,
+# An image whose inputs (images/NAME/, the files it copies, the base image,
 # the build args) are unchanged since it was built is left alone: the check
 # takes a second, while even a fully cached vfs build takes a minute or two.
 # Otherwise intermediate layers are cached (--layers): a change to Python
@@ -73,7 +73,8 @@ if [[ $need_mpi == 1 ]]; then "$ROOT/hack/images/base.sh" mpi; else "$ROOT/hack/
 
 cd "$ROOT"
 VERSION=$(python3 -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')
-# Everything the Containerfiles COPY (a superset is fine: it only costs a rebuild).
+# Everything the Containerfiles COPY besides images/NAME/ (a superset is fine: it
+# only costs a rebuild).
 INPUT_PATHS=(pyproject.toml requirements.lock README.md .gitignore
              images/lock_subset.py images/build-constraints.txt images/.containerignore
              workloads/src operator/src slurm-bridge/src)
@@ -102,8 +103,8 @@ inputs_digest() {
   base_id=$("${BUILDAH[@]}" images --no-trunc --format '{{.ID}}' "$(base_of "$1")")
   {
     echo "base=${base_id} version=${VERSION} tag=${TAG}"
-    sha256sum "images/$1/Containerfile" hack/images/build.sh
-    find "${INPUT_PATHS[@]}" -type f ! -path '*/__pycache__/*' ! -name '*.py[cod]' -print0 \
+    sha256sum hack/images/build.sh
+    find "images/$1" "${INPUT_PATHS[@]}" -type f ! -path '*/__pycache__/*' ! -name '*.py[cod]' -print0 \
       | LC_ALL=C sort -z | xargs -0 sha256sum
   } | sha256sum | cut -d' ' -f1
 }
