@@ -197,5 +197,9 @@ def reconcile(
                 raise
         except CONTACT_ERRORS as e:
             if not quiet:
-                raise kopf.TemporaryError(_message(e), delay=bridge.backoff(retry)) from e
+                # The delay goes into the message, so the log shows the schedule is bounded.
+                delay = bridge.backoff(retry)
+                raise kopf.TemporaryError(
+                    f"{_message(e)}; retrying in {delay:g}s", delay=delay
+                ) from e
             log.info("%s/%s: %s; the poll timer retries", namespace, name, _message(e))

@@ -243,6 +243,9 @@ class VectorPipelineSpec(SpecModel):
             raise ValueError("hpc.slurm.tokenSecretRef is required when hpc.slurm.endpoint is set")
         for uri in (self.input.uri, self.output.uri):
             bucket = s3_bucket(uri)
+            if self.s3.allowed_buckets and bucket is None:
+                # A path names no bucket, so it cannot be one of the allowed ones.
+                raise ValueError(f"{uri!r} is not an s3:// URI, but s3.allowedBuckets is set")
             if bucket and self.s3.allowed_buckets and bucket not in self.s3.allowed_buckets:
                 raise ValueError(f"bucket {bucket!r} is not in s3.allowedBuckets")
         return self
