@@ -107,6 +107,7 @@ def test_local_run_writes_balanced_deterministic_shards(
     assert all(a.equals(b) for a, b in zip(first, again, strict=True))
 
 
+@pytest.mark.faults
 def test_bad_record_fails_with_file_and_record_and_no_manifest(
     ray_session: Any, inputs: tuple[Path, list[tuple[str, str]]], tmp_path: Path
 ) -> None:
@@ -123,6 +124,7 @@ def test_bad_record_fails_with_file_and_record_and_no_manifest(
     assert not (out / "_staging").exists() or not any((out / "_staging").rglob("*.arrow"))
 
 
+@pytest.mark.faults
 def test_empty_input_is_refused(ray_session: Any, tmp_path: Path) -> None:
     d = tmp_path / "in"
     d.mkdir()

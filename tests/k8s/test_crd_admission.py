@@ -168,6 +168,7 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
 ]
 
 
+@pytest.mark.faults
 @pytest.mark.parametrize(("case", "body", "message"), BAD, ids=[b[0] for b in BAD])
 def test_bad_pipelines_are_refused_by_the_api_server(
     crds: ControlPlane, namespace: str, case: str, body: dict[str, Any], message: str
@@ -177,6 +178,7 @@ def test_bad_pipelines_are_refused_by_the_api_server(
     assert message in res.stderr, res.stderr
 
 
+@pytest.mark.faults
 def test_spec_is_immutable_but_metadata_and_status_are_not(
     crds: ControlPlane, namespace: str
 ) -> None:
@@ -290,6 +292,7 @@ SLURM_BAD: list[tuple[str, dict[str, Any], str]] = [
 ]
 
 
+@pytest.mark.faults
 @pytest.mark.parametrize(("case", "body", "message"), SLURM_BAD, ids=[b[0] for b in SLURM_BAD])
 def test_bad_slurmjobs_are_refused(
     crds: ControlPlane, namespace: str, case: str, body: dict[str, Any], message: str
@@ -299,6 +302,7 @@ def test_bad_slurmjobs_are_refused(
     assert message in res.stderr, res.stderr
 
 
+@pytest.mark.faults
 def test_slurmjob_spec_is_immutable(crds: ControlPlane, namespace: str) -> None:
     assert create(crds, namespace, SLURMJOB).returncode == 0
     res = crds.kubectl(

@@ -311,6 +311,7 @@ def test_srun_command_job_starts_its_ranks_through_pmix(rig: Rig, rest: SlurmRes
     ], text
 
 
+@pytest.mark.faults
 def test_failing_job_is_failed_with_reason_and_exit_code(rig: Rig, rest: SlurmRestClient) -> None:
     rig.start_bridge()
     rig.create("fails", script="#!/bin/bash\necho about to fail\nexit 3\n")
@@ -323,6 +324,7 @@ def test_failing_job_is_failed_with_reason_and_exit_code(rig: Rig, rest: SlurmRe
     assert "Failed" in [r for r, _ in rig.wait_event("fails", "Failed")]
 
 
+@pytest.mark.faults
 def test_hostile_spec_strings_reach_the_job_verbatim(rig: Rig, rest: SlurmRestClient) -> None:
     pwned = rig.slurm.jobs_dir / f"pwned-{rig.ns}"
     words = [
@@ -360,6 +362,7 @@ def test_sbatch_backend_when_no_endpoint_is_set(rig: Rig, rest: SlurmRestClient)
     assert rig.output("cli", job.job_id).strip() == "via sbatch"
 
 
+@pytest.mark.faults
 def test_backoff_limit_resubmits_a_failed_job_as_a_new_attempt(
     rig: Rig, rest: SlurmRestClient
 ) -> None:
@@ -379,6 +382,7 @@ def test_backoff_limit_resubmits_a_failed_job_as_a_new_attempt(
     assert "Resubmitting" in [r for r, _ in rig.events("retry")]
 
 
+@pytest.mark.faults
 def test_the_bridge_watches_only_its_namespaces(rig: Rig, rest: SlurmRestClient) -> None:
     other = Rig(rig.k8s, rig.slurm, rig.k8s.create_namespace("bridge-other"), rig.tmp)
     try:
@@ -397,6 +401,7 @@ def test_the_bridge_watches_only_its_namespaces(rig: Rig, rest: SlurmRestClient)
 
 
 # -- deletion ----------------------------------------------------------------------------------
+@pytest.mark.faults
 def test_delete_while_running_cancels_the_slurm_job(rig: Rig, rest: SlurmRestClient) -> None:
     rig.start_bridge()
     sj = rig.create("sleeper", script="#!/bin/bash\nsleep 300\n")
@@ -409,6 +414,7 @@ def test_delete_while_running_cancels_the_slurm_job(rig: Rig, rest: SlurmRestCli
     assert len(slurm_jobs_of(rest, sj["metadata"]["uid"])) == 1
 
 
+@pytest.mark.faults
 def test_deleting_the_namespace_cancels_its_running_jobs(
     crds: ControlPlane, slurm: LocalSlurm, rest: SlurmRestClient, tmp_path: Path
 ) -> None:
@@ -427,6 +433,7 @@ def test_deleting_the_namespace_cancels_its_running_jobs(
             print(f"----- bridge log (tail) -----\n{b.tail(100)}")
 
 
+@pytest.mark.faults
 def test_delete_waits_for_slurm_then_cancels_and_the_escape_hatch_lets_go(
     rig: Rig, rest: SlurmRestClient
 ) -> None:
@@ -454,6 +461,7 @@ def test_delete_waits_for_slurm_then_cancels_and_the_escape_hatch_lets_go(
 
 
 # -- exactly once across restarts ------------------------------------------------------------------
+@pytest.mark.faults
 def test_bridge_killed_as_soon_as_the_job_id_appears_adopts_on_restart(
     rig: Rig, rest: SlurmRestClient
 ) -> None:
@@ -469,6 +477,7 @@ def test_bridge_killed_as_soon_as_the_job_id_appears_adopts_on_restart(
     assert st["jobId"] == job.job_id and st["submitAttempts"] == 1
 
 
+@pytest.mark.faults
 def test_bridge_dying_between_submit_and_status_write_adopts_on_restart(
     rig: Rig, rest: SlurmRestClient
 ) -> None:
@@ -490,6 +499,7 @@ def test_bridge_dying_between_submit_and_status_write_adopts_on_restart(
 
 
 # -- faults ---------------------------------------------------------------------------------------
+@pytest.mark.faults
 @pytest.mark.slow
 def test_rotated_token_is_used_without_restart(rig: Rig, rest: SlurmRestClient) -> None:
     lifespan = 25
@@ -512,6 +522,7 @@ def test_rotated_token_is_used_without_restart(rig: Rig, rest: SlurmRestClient) 
     assert first not in log and second not in log  # tokens never reach the logs
 
 
+@pytest.mark.faults
 def test_bad_token_shows_in_conditions_until_the_secret_is_fixed(
     rig: Rig, rest: SlurmRestClient
 ) -> None:
@@ -529,6 +540,7 @@ def test_bad_token_shows_in_conditions_until_the_secret_is_fixed(
     assert cond(st, "SlurmReachable")["status"] == "True"
 
 
+@pytest.mark.faults
 @pytest.mark.slow
 def test_slurmrestd_down_mid_run_shows_and_recovers(rig: Rig, rest: SlurmRestClient) -> None:
     rig.start_bridge()

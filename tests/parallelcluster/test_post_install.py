@@ -48,6 +48,7 @@ def mode(p: Path) -> int:
     return stat.S_IMODE(p.stat().st_mode)
 
 
+@pytest.mark.faults
 def test_only_tls_listens(render: RenderFn) -> None:
     r = render(*default_args("--allowed-cidr", "192.168.0.0/24"))
     nginx = r.text(NGINX_CONF)
@@ -208,6 +209,7 @@ def test_compute_nodes_only_get_the_user(render: RenderFn) -> None:
     assert "vectorpipe_jwt" not in r.text("/opt/slurm/etc/slurm.conf")
 
 
+@pytest.mark.faults
 def test_rotation_keeps_the_token_off_argv_and_logs() -> None:
     """Static guarantees of `rotate` (the live test runs it for real)."""
     body = POST_INSTALL.read_text().split("\nrotate() {", 1)[1].split("\n}\n", 1)[0]

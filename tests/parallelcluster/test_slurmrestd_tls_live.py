@@ -199,6 +199,7 @@ def test_bridge_client_over_verified_tls(stack: Stack) -> None:
     assert r.status_code == 200 and "openapi" in r.json()
 
 
+@pytest.mark.faults
 def test_refusals(stack: Stack) -> None:
     # No token: slurmrestd (JWT only) refuses; it answered through the proxy.
     r = httpx.get(f"{stack.url}/openapi/v3", verify=stack.ctx())
@@ -241,6 +242,7 @@ def _tcp_listen_inodes() -> set[str]:
     return inodes
 
 
+@pytest.mark.faults
 def test_slurmrestd_has_no_tcp_listener(stack: Stack) -> None:
     pid = stack.procs["slurmrestd"].pid
     sockets = set()

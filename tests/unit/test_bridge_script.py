@@ -100,6 +100,7 @@ def test_a_given_script_is_used_verbatim() -> None:
     assert render_script(spec(script=text), IDENT, ScriptOptions()) == text
 
 
+@pytest.mark.faults
 def test_hostile_command_words_reach_the_program_verbatim(tmp_path: Path) -> None:
     words = hostile(tmp_path)
     s = spec(command=["printf", "<%s>\\n", *words], launcher="none")
@@ -109,6 +110,7 @@ def test_hostile_command_words_reach_the_program_verbatim(tmp_path: Path) -> Non
     assert not (tmp_path / "pwned").exists()
 
 
+@pytest.mark.faults
 def test_hostile_launcher_args_are_quoted_too(tmp_path: Path) -> None:
     words = hostile(tmp_path)
     s = spec(command=["<end>"], launcher="none", launcherArgs=["printf", "<%s>\\n", *words])
@@ -124,6 +126,7 @@ def test_every_launch_line_word_is_one_shell_word(tmp_path: Path) -> None:
     assert shlex.split(line) == ["mpirun", "-n", "1", *words, "app", *words]
 
 
+@pytest.mark.faults
 def test_environment_never_enters_the_script(tmp_path: Path) -> None:
     env = {"EVIL": f"$(touch {tmp_path}/pwned)", "MULTI": "a\nb; rm -rf /"}
     s = spec(command=["printenv", "EVIL"], launcher="none", environment=env)
@@ -136,6 +139,7 @@ def test_environment_never_enters_the_script(tmp_path: Path) -> None:
     assert not (tmp_path / "pwned").exists()
 
 
+@pytest.mark.faults
 def test_identity_in_the_header_cannot_break_out_of_the_comment() -> None:
     ident = Identity("ns\nrm -rf /", "x`id`", "u$(id)", 2)
     script = render_script(spec(command=["true"]), ident, ScriptOptions())

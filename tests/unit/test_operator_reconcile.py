@@ -274,6 +274,7 @@ def test_a_status_conflict_is_retried_once_on_a_fresh_read(kube: FakeKube) -> No
     assert exc.value.delay == 1.0
 
 
+@pytest.mark.faults
 def test_spec_rules_cel_cannot_express_fail_the_pipeline(out: Path) -> None:
     body = make_pipeline(out, s3={"allowedBuckets": ["only-this"]})
     body["spec"]["input"]["uri"] = "s3://other-bucket/reads/"

@@ -156,6 +156,7 @@ def test_error_message_format_and_pickling() -> None:
 GOOD = fastq([("r1", "ACGT"), ("r2", "GGCC"), ("r3", "TTAA")])
 
 
+@pytest.mark.faults
 @pytest.mark.parametrize("gz", [False, True])
 @pytest.mark.parametrize(
     ("data", "record", "reason"),
@@ -203,6 +204,7 @@ def test_structural_errors_match_between_count_and_iter(tmp_path: Path, gz: bool
     assert first_error(path).record == 4
 
 
+@pytest.mark.faults
 @pytest.mark.parametrize("func", [count_records, detect_format])
 def test_empty_file_for_every_entry_point(tmp_path: Path, func: object) -> None:
     path = write(tmp_path, "empty.fq", b"")
@@ -229,6 +231,7 @@ def big_fastq(n: int) -> bytes:
     return fastq([(f"r{i}", bytes(bases[rng.integers(0, 4, 50)]).decode()) for i in range(n)])
 
 
+@pytest.mark.faults
 def test_truncated_gzip(tmp_path: Path) -> None:
     blob = gzip.compress(big_fastq(4000))
     path = write(tmp_path, "cut.fq.gz", blob[: len(blob) // 2])
@@ -242,6 +245,7 @@ def test_truncated_gzip(tmp_path: Path) -> None:
     assert again.value.record == err.record
 
 
+@pytest.mark.faults
 @pytest.mark.parametrize("where", [0.3, 0.5, 0.8])
 def test_bit_flipped_gzip(tmp_path: Path, where: float) -> None:
     blob = bytearray(gzip.compress(big_fastq(4000)))
@@ -254,6 +258,7 @@ def test_bit_flipped_gzip(tmp_path: Path, where: float) -> None:
     assert str(err).startswith(f"{path}: record {len(seen) + 1}: ")
 
 
+@pytest.mark.faults
 def test_gzip_checksum_mismatch(tmp_path: Path) -> None:
     blob = bytearray(gzip.compress(GOOD))
     blob[-6] ^= 0xFF  # inside the CRC32 trailer: the data decompresses fine

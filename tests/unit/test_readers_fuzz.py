@@ -103,6 +103,7 @@ def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("fuzz") / "input"
 
 
+@pytest.mark.faults
 @settings(
     max_examples=300,
     deadline=None,
