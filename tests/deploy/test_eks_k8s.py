@@ -1,0 +1,145 @@
+"""The EKS deployment objects on a real kube-apiserver (the `k8s` fixture).
+
+The FSx StorageClass, PersistentVolume and PersistentVolumeClaim pass the API
+server's validation (`kubectl apply --dry-run=server`) and, applied for real,
+the controller-manager's volume binder binds the claim to the volume: no CSI
+driver is needed for that, only for mounting. The FSx shell pod passes the
+`restricted` Pod Security level. The chart rendered with values-eks.yaml puts
+the IRSA role on the operator's ServiceAccount, none on the slurm-bridge's, and
+every object it renders is accepted by the API server.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.deploy.support import CHART, EKS, FSX, example_env, render
+from tests.k8s.controlplane import ControlPlane
+
+pytestmark = [pytest.mark.k8s]
+
+FSX_OBJECTS = ["storageclass.yaml", "persistentvolume.yaml", "persistentvolumeclaim.yaml"]
+
+
+def rendered(tmp_path: Path, name: str, env: dict[str, str], source: Path = FSX) -> Path:
+    out = tmp_path / name
+    out.write_text(render((source / name).read_text(), env))
+    return out
+
+
+def test_fsx_claim_binds_to_the_static_volume(
+    k8s: ControlPlane,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    env = {**example_env(), "PIPELINE_NAMESPACE": namespace}
+    files = [rendered(tmp_path, name, env) for name in FSX_OBJECTS]
+    args = [a for f in files for a in ("-f", str(f))]
+    dry = k8s.kubectl("apply", "--dry-run=server", "-o", "name", *args)
+    assert sorted(dry.stdout.split()) == [
+        "persistentvolume/vectorpipe-fsx",
+        "persistentvolumeclaim/vectorpipe-fsx",
+        "storageclass.storage.k8s.io/fsx-static",
+    ]
+    try:
+        k8s.kubectl("apply", *args)
+        k8s.kubectl(
+            "-n",
+            namespace,
+            "wait",
+            "--for=jsonpath={.status.phase}=Bound",
+            "pvc/vectorpipe-fsx",
+            "--timeout=90s",
+            timeout=120,
+        )
+        pv = json.loads(k8s.kubectl("get", "pv", "vectorpipe-fsx", "-o", "json").stdout)
+        pvc = json.loads(
+            k8s.kubectl("-n", namespace, "get", "pvc", "vectorpipe-fsx", "-o", "json").stdout
+        )
+        assert pv["status"]["phase"] == "Bound"
+        assert pv["spec"]["claimRef"]["uid"] == pvc["metadata"]["uid"]
+        assert pvc["spec"]["volumeName"] == "vectorpipe-fsx"
+        assert pvc["status"]["accessModes"] == ["ReadWriteMany"]
+        assert pvc["status"]["capacity"]["storage"] == env["FSX_CAPACITY"]
+    finally:
+        k8s.kubectl(
+            "-n", namespace, "delete", "pvc", "vectorpipe-fsx", "--ignore-not-found", "--wait=false"
+        )
+        k8s.kubectl("delete", "pv", "vectorpipe-fsx", "--ignore-not-found", "--wait=false")
+        k8s.kubectl("delete", "storageclass", "fsx-static", "--ignore-not-found")
+
+
+def test_fsx_shell_pod_meets_the_restricted_pod_security_level(
+    k8s: ControlPlane,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    env = {**example_env(), "PIPELINE_NAMESPACE": namespace}
+    k8s.kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
+    # What `eksctl create cluster` leaves behind for the Ray pods' identity.
+    k8s.kubectl("-n", namespace, "create", "serviceaccount", "vectorpipe-ray")
+    pod = rendered(tmp_path, "fsx-shell.yaml", env)
+    res = k8s.kubectl("apply", "--dry-run=server", "-f", str(pod), "-o", "json")
+    assert json.loads(res.stdout)["spec"]["serviceAccountName"] == "vectorpipe-ray"
+    # The same level refuses a pod without the hardening, so the check is real.
+    loose = yaml.safe_load(pod.read_text())
+    del loose["spec"]["containers"][0]["securityContext"]
+    refused = k8s.kubectl(
+        "apply", "--dry-run=server", "-f", "-", input=json.dumps(loose), check=False
+    )
+    assert refused.returncode != 0 and "restricted" in refused.stderr
+
+
+def helm_template(k8s: ControlPlane, values: Path, namespace: str) -> list[dict[str, Any]]:
+    # The EKS version cluster.yaml asks for, not helm's offline default (v1.20).
+    version = example_env()["EKS_VERSION"]
+    out = k8s.helm(
+        "template",
+        "vectorpipe",
+        str(CHART),
+        "-n",
+        namespace,
+        "-f",
+        str(values),
+        "--kube-version",
+        version,
+    ).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def test_chart_with_eks_values_wires_irsa_to_the_operator_only(
+    k8s: ControlPlane,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    env = {**example_env(), "PIPELINE_NAMESPACE": namespace}
+    values = rendered(tmp_path, "values-eks.yaml", env, EKS)
+    docs = helm_template(k8s, values, namespace)
+    accounts = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ServiceAccount"}
+    operator = accounts["vectorpipe-operator"]
+    assert operator["metadata"]["annotations"] == {
+        "eks.amazonaws.com/role-arn": f"arn:aws:iam::{env['AWS_ACCOUNT_ID']}:role/vectorpipe-operator"
+    }
+    assert not accounts["vectorpipe-slurm-bridge"]["metadata"].get("annotations")
+    # Namespaced RBAC: write access only through Roles in the pipelines'
+    # namespace; cluster-wide, at most read-only discovery.
+    roles = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Role"}
+    assert roles["vectorpipe-operator"]["metadata"]["namespace"] == namespace
+    for role in (d for d in docs if d["kind"] == "ClusterRole"):
+        verbs = {v for rule in role["rules"] for v in rule["verbs"]}
+        assert verbs <= {"get", "list", "watch"}, role["metadata"]["name"]
+    deployments = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
+    (container,) = deployments["vectorpipe-operator"]["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == f"{env['IMAGE_REGISTRY']}/operator:{env['VECTORPIPE_VERSION']}"
+    assert {"name": "AWS_REGION", "value": env["AWS_REGION"]} in container["env"]
+    # Everything the chart installs with these values is admitted by the API
+    # server (hooks left out: the `helm test` pod runs later, as its own step).
+    installed = [d for d in docs if "helm.sh/hook" not in d["metadata"].get("annotations", {})]
+    manifest = tmp_path / "rendered.yaml"
+    manifest.write_text(yaml.safe_dump_all(installed))
+    k8s.kubectl("apply", "--dry-run=server", "-f", str(manifest))
