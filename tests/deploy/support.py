@@ -23,6 +23,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 EKS = ROOT / "charts" / "deploy" / "eks"
 ENV_EXAMPLE = EKS / "vectorpipe.env.example"
+RENDER = EKS / "render.sh"
 CLUSTER = EKS / "cluster.yaml"
 IAM = EKS / "iam"
 FSX = EKS / "fsx"

@@ -2,8 +2,8 @@
 
 Pure and fast (no cluster, no AWS): every YAML/JSON file parses before and after
 its `${...}` placeholders are rendered; the placeholders are exactly those
-listed in vectorpipe.env.example and the documented envsubst command renders
-them the same way; cluster.yaml validates against the ClusterConfig schema
+listed in vectorpipe.env.example and render.sh (envsubst) renders them the
+same way; cluster.yaml validates against the ClusterConfig schema
 eksctl itself embeds (pinned eksctl Go module) and wires IRSA to the
 ServiceAccounts the chart and the examples really use; the IAM policies are
 judged by a small policy evaluator on the requests the ETL and the operator
@@ -13,6 +13,7 @@ make (and must not be able to make); the FSx objects point at each other.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -31,6 +32,7 @@ from tests.deploy.support import (
     ENV_EXAMPLE,
     FSX,
     IAM,
+    RENDER,
     ROOT,
     eksctl_schema,
     example_env,
@@ -92,31 +94,36 @@ def test_rendering_leaves_no_placeholder(path: Path) -> None:
 @pytest.mark.skipif(
     shutil.which("envsubst") is None, reason="envsubst (gettext-base) not installed"
 )
-def test_documented_envsubst_command_renders_like_the_tests(tmp_path: Path) -> None:
-    # The exact commands from the header of vectorpipe.env.example, on every template.
-    env_file = tmp_path / "vectorpipe.env"
+def test_render_script_renders_like_the_tests(tmp_path: Path) -> None:
+    env_file = tmp_path / "my.env"
     env_file.write_text(ENV_EXAMPLE.read_text())
-    script = (
-        "set -eu\n"
-        "set -a && . ./vectorpipe.env && set +a\n"
-        "VARS=$(sed -n 's/^\\([A-Z][A-Z0-9_]*\\)=.*/${\\1}/p' vectorpipe.env | tr '\\n' ' ')\n"
-        'for f in "$@"; do envsubst "$VARS" < "$f" > "$f.out"; done\n'
-    )
-    copies = []
-    for i, path in enumerate(templates()):
-        copy = tmp_path / f"{i}{path.suffix}"
-        copy.write_text(path.read_text())
-        copies.append((path, copy))
-    header = ENV_EXAMPLE.read_text()
-    assert "VARS=$(sed -n 's/^\\([A-Z][A-Z0-9_]*\\)=.*/${\\1}/p' vectorpipe.env" in header
-    subprocess.run(
-        ["bash", "-c", script, "render", *[str(c) for _, c in copies]],
-        cwd=tmp_path,
-        check=True,
+    out = tmp_path / "rendered"
+    subprocess.run(["bash", str(RENDER), str(env_file), str(out)], check=True, timeout=60)
+    produced = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    assert produced == [p.relative_to(EKS) for p in templates()]
+    for path in templates():
+        assert (out / path.relative_to(EKS)).read_text() == render(path.read_text(), ENV), path
+
+
+@pytest.mark.skipif(
+    shutil.which("envsubst") is None, reason="envsubst (gettext-base) not installed"
+)
+def test_render_script_refuses_an_env_file_that_misses_a_name(tmp_path: Path) -> None:
+    env_file = tmp_path / "my.env"
+    lines = ENV_EXAMPLE.read_text().splitlines()
+    env_file.write_text("\n".join(line for line in lines if not line.startswith("FSX_DNS_NAME=")))
+    clean = {k: v for k, v in os.environ.items() if k not in ENV}
+    proc = subprocess.run(
+        ["bash", str(RENDER), str(env_file), str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
         timeout=60,
+        env=clean,
+        check=False,
     )
-    for path, copy in copies:
-        assert Path(f"{copy}.out").read_text() == render(path.read_text(), ENV), path
+    assert proc.returncode == 1
+    assert "FSX_DNS_NAME" in proc.stderr
+    assert not (tmp_path / "out" / "cluster.yaml").exists()
 
 
 # ---------------------------------------------------------------- eksctl ClusterConfig
@@ -353,6 +360,40 @@ def test_fsx_objects_point_at_each_other() -> None:
 
 
 # ---------------------------------------------------------------- the walkthrough
+def test_walkthrough_pipeline_fits_the_roles_the_chart_and_the_cluster() -> None:
+    from vectorpipe_workloads.manifest import manifest_uri
+    from vectorpipe_workloads.spec import PipelineDocument
+
+    (doc,) = render_yaml_docs(EKS / "pipeline-eks.yaml", ENV)
+    spec = PipelineDocument.model_validate(doc).spec
+    assert doc["metadata"]["namespace"] == ENV["PIPELINE_NAMESPACE"]
+    assert spec.ray.service_account_name == "vectorpipe-ray"
+    assert spec.ray.image == f"{ENV['IMAGE_REGISTRY']}/ray-worker:{ENV['VECTORPIPE_VERSION']}"
+    # The Ray role can do this pipeline's stage 1, the operator role its manifest read.
+    ray = render_json(IAM / "vectorpipe-ray-s3.json", ENV)
+    assert allowed(ray, "s3:GetObject", "arn:aws:s3:::" + spec.input.uri[5:] + "a.fastq.gz")
+    assert allowed(
+        ray, "s3:PutObject", "arn:aws:s3:::" + spec.output.uri[5:] + "part-00000.parquet"
+    )
+    operator = render_json(IAM / "vectorpipe-operator-s3.json", ENV)
+    assert allowed(operator, "s3:GetObject", "arn:aws:s3:::" + manifest_uri(spec.output.uri)[5:])
+    # Stage 2 goes where the chart values and the ParallelCluster config say.
+    (values,) = render_yaml_docs(EKS / "values-eks.yaml", ENV)
+    slurm = spec.hpc.slurm
+    assert slurm.endpoint == values["slurm"]["endpoint"] == ENV["SLURM_ENDPOINT"]
+    assert slurm.user == values["slurm"]["user"]
+    assert slurm.token_secret_ref is not None
+    assert slurm.token_secret_ref.name == values["slurm"]["token"]["secretName"]
+    assert slurm.token_secret_ref.key == values["slurm"]["token"]["key"]
+    pcluster = yaml.safe_load(
+        (ROOT / "slurm-bridge" / "parallelcluster" / "cluster-config.yaml").read_text()
+    )
+    queues = {q["Name"] for q in pcluster["Scheduling"]["SlurmQueues"]}
+    assert slurm.partition in queues
+    head_args = pcluster["HeadNode"]["CustomActions"]["OnNodeConfigured"]["Args"]
+    assert head_args[head_args.index("--user") + 1] == slurm.user
+
+
 def test_walkthrough_names_only_files_that_exist() -> None:
     import re
 

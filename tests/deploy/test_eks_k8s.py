@@ -143,3 +143,17 @@ def test_chart_with_eks_values_wires_irsa_to_the_operator_only(
     manifest = tmp_path / "rendered.yaml"
     manifest.write_text(yaml.safe_dump_all(installed))
     k8s.kubectl("apply", "--dry-run=server", "-f", str(manifest))
+
+
+def test_walkthrough_pipeline_is_admitted_by_the_crd(
+    k8s: ControlPlane,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    k8s.apply_crds(sorted((CHART / "crds").glob("*.yaml")))
+    env = {**example_env(), "PIPELINE_NAMESPACE": namespace}
+    pipeline = rendered(tmp_path, "pipeline-eks.yaml", env, EKS)
+    res = k8s.kubectl("apply", "--dry-run=server", "-f", str(pipeline), "-o", "json")
+    admitted = json.loads(res.stdout)
+    assert admitted["spec"]["ray"]["serviceAccountName"] == "vectorpipe-ray"
+    assert admitted["spec"]["s3"]["allowedBuckets"] == [env["INPUT_BUCKET"], env["OUTPUT_BUCKET"]]
