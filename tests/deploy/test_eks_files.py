@@ -73,7 +73,8 @@ def test_every_file_parses_before_and_after_rendering(path: Path) -> None:
         else:
             docs = [d for d in yaml.safe_load_all(text) if d is not None]
             assert docs, f"{path} has no YAML document"
-            assert all(isinstance(d, dict) for d in docs)
+            # Objects, or a JSON patch (a list of operations).
+            assert all(isinstance(d, dict | list) for d in docs)
 
 
 def test_placeholders_are_exactly_those_in_the_env_example() -> None:

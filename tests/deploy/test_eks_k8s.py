@@ -157,3 +157,45 @@ def test_walkthrough_pipeline_is_admitted_by_the_crd(
     admitted = json.loads(res.stdout)
     assert admitted["spec"]["ray"]["serviceAccountName"] == "vectorpipe-ray"
     assert admitted["spec"]["s3"]["allowedBuckets"] == [env["INPUT_BUCKET"], env["OUTPUT_BUCKET"]]
+
+
+def test_ca_patch_applies_to_the_charts_slurm_bridge_deployment(
+    k8s: ControlPlane,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    env = {**example_env(), "PIPELINE_NAMESPACE": namespace}
+    docs = helm_template(k8s, rendered(tmp_path, "values-eks.yaml", env, EKS), namespace)
+    (bridge,) = [
+        d
+        for d in docs
+        if d["kind"] == "Deployment" and d["metadata"]["name"] == "vectorpipe-slurm-bridge"
+    ]
+    k8s.kubectl("apply", "-f", "-", input=json.dumps(bridge))
+    # The exact command of docs/eks.md, step 9.
+    k8s.kubectl(
+        "-n",
+        namespace,
+        "patch",
+        "deployment",
+        "vectorpipe-slurm-bridge",
+        "--type",
+        "json",
+        "--patch-file",
+        str(EKS / "slurm-bridge-ca-patch.yaml"),
+    )
+    live = json.loads(
+        k8s.kubectl(
+            "-n", namespace, "get", "deployment", "vectorpipe-slurm-bridge", "-o", "json"
+        ).stdout
+    )
+    pod = live["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["slurmrestd-ca"]["secret"]["secretName"] == "slurmrestd-ca"
+    assert "tmp" in volumes, "the chart's own volumes stay"
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts["slurmrestd-ca"] == "/etc/vectorpipe/slurmrestd-ca"
+    env_vars = {e["name"]: e.get("value") for e in container["env"]}
+    assert env_vars["SSL_CERT_FILE"] == "/etc/vectorpipe/slurmrestd-ca/ca.crt"
+    assert env_vars["HOME"] == "/tmp"
