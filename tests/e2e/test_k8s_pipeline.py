@@ -24,7 +24,7 @@ from tests.k8s.test_operator import CRDS, Cluster, owner_of, start_operator
 from tests.k8s.test_slurmjob_controller import Rig, slurm_jobs_of
 from tests.services.s3 import LocalS3
 from tests.services.slurm import LocalSlurm
-from vectorpipe_operator.builders import clustering_uri
+from vectorpipe_workloads.manifest import clustering_uri
 
 pytestmark = [
     pytest.mark.e2e,

@@ -39,12 +39,12 @@ def test_demo_pipeline_runs_both_stages_and_writes_the_report(tmp_path: Path) ->
     manifest = json.loads((out / "_manifest.json").read_text())
     assert manifest["rows"] == 15000
     assert len(manifest["shards"]) == 4
-    metrics = json.loads((out / "metrics.json").read_text())
+    metrics = json.loads((out / "clustering" / "metrics.json").read_text())
     assert metrics["clusters"] == 3
     assert metrics["ranks"] == 2
-    assert (out / "centroids.parquet").exists()
-    assert (out / "_SUCCESS").exists()
-    assert sorted(p.name for p in (out / "assignments").glob("part-*.parquet")) == [
+    assert (out / "clustering" / "centroids.parquet").exists()
+    assert (out / "clustering" / "_SUCCESS").exists()
+    assert sorted(p.name for p in (out / "clustering" / "assignments").glob("part-*.parquet")) == [
         f"part-{i:05d}.parquet" for i in range(4)
     ]
     html = (out / "report" / "index.html").read_text()
@@ -70,4 +70,4 @@ def test_corrupt_input_names_file_and_record_and_stops_before_stage_two(tmp_path
     assert "b.fastq" in result.stderr
     assert "record 2" in result.stderr
     assert not (tmp_path / "out" / "_manifest.json").exists()
-    assert not (tmp_path / "out" / "metrics.json").exists()
+    assert not (tmp_path / "out" / "clustering" / "metrics.json").exists()

@@ -106,6 +106,13 @@ def operator(crds: ControlPlane, namespace: str, tmp_path: Path) -> Iterator[Ope
     print(f"----- operator log (tail) -----\n{op.tail(120)}")
 
 
+TERMINAL_PHASES = ("Succeeded", "Failed")
+
+
+class _SettledElsewhereError(Exception):
+    """The pipeline reached a terminal phase other than the one awaited."""
+
+
 class Cluster:
     """kubectl in one namespace, with JSON in and out."""
 
@@ -151,11 +158,14 @@ class Cluster:
     def wait_phase(self, name: str, phase: str, timeout: float = WAIT) -> dict[str, Any]:
         def check() -> dict[str, Any] | None:
             obj = self.get("vectorpipeline", name)
-            return obj if obj and obj.get("status", {}).get("phase") == phase else None
+            now = (obj or {}).get("status", {}).get("phase")
+            if now in TERMINAL_PHASES and now != phase:
+                raise _SettledElsewhereError(now)  # it can never get there: report at once
+            return obj if obj and now == phase else None
 
         try:
             out: dict[str, Any] = self.wait(f"{name} phase {phase}", check, timeout)
-        except AssertionError:
+        except (AssertionError, _SettledElsewhereError):
             obj = self.get("vectorpipeline", name) or {}
             raise AssertionError(
                 f"{name} never reached {phase}: {json.dumps(obj.get('status'), indent=1)}"

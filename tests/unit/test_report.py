@@ -21,7 +21,13 @@ import pytest
 from PIL import Image
 
 from vectorpipe_workloads import report
-from vectorpipe_workloads.manifest import Manifest, SourceInfo, read_manifest, write_manifest
+from vectorpipe_workloads.manifest import (
+    Manifest,
+    SourceInfo,
+    clustering_uri,
+    read_manifest,
+    write_manifest,
+)
 from vectorpipe_workloads.shards import (
     make_table,
     schema_description,
@@ -105,7 +111,7 @@ def make_run(
             ),
         }
     )
-    store.write_bytes(join(uri, "centroids.parquet"), _parquet_bytes(centroids))
+    store.write_bytes(join(uri, "clustering/centroids.parquet"), _parquet_bytes(centroids))
     dist = np.linalg.norm(vectors - cent[clusters], axis=1).astype(np.float32)
     inertia = [5123.5, 1234.25, 987.125, 986.0]
     metrics = {
@@ -119,7 +125,7 @@ def make_run(
         "clusters": k,
         "ms_per_iteration": 375.0,
     }
-    store.write_bytes(join(uri, "metrics.json"), json.dumps(metrics).encode())
+    store.write_bytes(join(uri, "clustering/metrics.json"), json.dumps(metrics).encode())
 
     def part(lo: int, hi: int, order: np.ndarray | None = None) -> bytes:
         idx = np.arange(lo, hi) if order is None else order
@@ -135,11 +141,13 @@ def make_run(
 
     if assignment_layout == "aligned":
         for j, (lo, hi) in enumerate(shard_bounds(n, shards)):
-            store.write_bytes(join(uri, f"assignments/part-{j:05d}.parquet"), part(lo, hi))
+            store.write_bytes(
+                join(uri, f"clustering/assignments/part-{j:05d}.parquet"), part(lo, hi)
+            )
     elif assignment_layout == "shuffled":
         # One part in a different row order: only the read id can line rows up.
         order = rng.permutation(n)
-        store.write_bytes(join(uri, "assignments/part-00000.parquet"), part(0, n, order))
+        store.write_bytes(join(uri, "clustering/assignments/part-00000.parquet"), part(0, n, order))
     store.write_bytes(join(uri, "_SUCCESS"), b"")
     return FakeRun(uri, ids, labels, clusters, inertia, n, shards)
 
@@ -170,7 +178,7 @@ def _html(store: Store, result: report.ReportResult) -> str:
 
 
 def _parts(store: Store, uri: str) -> list[pa.Table]:
-    return report.read_assignments(store, report.assignment_parts(store, uri))
+    return report.read_assignments(store, report.assignment_parts(store, clustering_uri(uri)))
 
 
 def test_report_writes_page_and_valid_pngs(labelled: Written) -> None:
@@ -234,7 +242,7 @@ def test_labels_matching_clusters_score_perfectly(labelled: Written) -> None:
 
 def test_random_clusters_score_near_zero(tmp_path: Path, store: Store) -> None:
     run = make_run(store, str(tmp_path / "run"), assign="random", per_source=1000)
-    centroids = report.read_centroids(store, run.uri)
+    centroids = report.read_centroids(store, clustering_uri(run.uri))
     scores = report.score(run.labels, _parts(store, run.uri), centroids.ids)
     assert scores.labelled == run.rows
     assert scores.ari is not None and abs(scores.ari) < 0.02
@@ -247,7 +255,7 @@ def test_partial_labels_score_only_labelled_rows(tmp_path: Path, store: Store) -
     run = make_run(store, str(tmp_path / "run"))
     some = dict(list(run.labels.items())[:500])
     some["not_in_the_run"] = "M_leprae"
-    centroids = report.read_centroids(store, run.uri)
+    centroids = report.read_centroids(store, clustering_uri(run.uri))
     scores = report.score(some, _parts(store, run.uri), centroids.ids)
     assert scores.labelled == 500
     assert scores.ari == pytest.approx(1.0)
@@ -255,7 +263,7 @@ def test_partial_labels_score_only_labelled_rows(tmp_path: Path, store: Store) -
 
 def test_labels_that_match_nothing_give_no_score(tmp_path: Path, store: Store) -> None:
     run = make_run(store, str(tmp_path / "run"))
-    centroids = report.read_centroids(store, run.uri)
+    centroids = report.read_centroids(store, clustering_uri(run.uri))
     scores = report.score({"x": "y"}, _parts(store, run.uri), centroids.ids)
     assert scores.ari is None and scores.labelled == 0
     section = report._labels_section(scores, centroids, report.cluster_colours(3))
@@ -268,7 +276,7 @@ def test_projection_clusters_whatever_the_assignment_layout(
 ) -> None:
     run = make_run(store, str(tmp_path / "run"), assignment_layout=layout)
     manifest = read_manifest(store, run.uri)
-    centroids = report.read_centroids(store, run.uri)
+    centroids = report.read_centroids(store, clustering_uri(run.uri))
     parts = _parts(store, run.uri)
     sample = report.sample_vectors(store, run.uri, manifest, 300, 0, parts, centroids)
     vectors, clusters = sample.vectors, sample.clusters
@@ -289,8 +297,8 @@ def test_projection_clusters_whatever_the_assignment_layout(
 def test_sample_is_seeded_and_bounded(tmp_path: Path, store: Store) -> None:
     run = make_run(store, str(tmp_path / "run"))
     manifest = read_manifest(store, run.uri)
-    centroids = report.read_centroids(store, run.uri)
-    parts = report.read_assignments(store, report.assignment_parts(store, run.uri))
+    centroids = report.read_centroids(store, clustering_uri(run.uri))
+    parts = report.read_assignments(store, report.assignment_parts(store, clustering_uri(run.uri)))
     a = report.sample_vectors(store, run.uri, manifest, 100, 7, parts, centroids)
     b = report.sample_vectors(store, run.uri, manifest, 100, 7, parts, centroids)
     c = report.sample_vectors(store, run.uri, manifest, 100, 8, parts, centroids)
@@ -324,7 +332,7 @@ def test_many_clusters_stay_readable(tmp_path: Path, store: Store) -> None:
             ),
         }
     )
-    store.write_bytes(join(uri, "centroids.parquet"), _parquet_bytes(centroids))
+    store.write_bytes(join(uri, "clustering/centroids.parquet"), _parquet_bytes(centroids))
     page = _html(store, report.write_report(run.uri, store))
     assert f"Largest {report.MAX_TABLE_ROWS} of {k:,} clusters shown" in page
     assert "Cluster sizes add up to" in page  # they no longer match the manifest
@@ -332,7 +340,7 @@ def test_many_clusters_stay_readable(tmp_path: Path, store: Store) -> None:
 
 def test_report_without_metrics_or_labels(tmp_path: Path, store: Store) -> None:
     run = make_run(store, str(tmp_path / "run"), per_source=50)
-    (tmp_path / "run" / "metrics.json").unlink()
+    (tmp_path / "run" / "clustering" / "metrics.json").unlink()
     result = report.write_report(run.uri, store)
     assert (tmp_path / "run" / "report" / "inertia.png").stat().st_size > 1000
     page = _html(store, result)

@@ -37,8 +37,8 @@ from vectorpipe_operator.resources import (
     SLURMJOB_KIND,
     Pipeline,
 )
+from vectorpipe_workloads.manifest import clustering_uri
 from vectorpipe_workloads.spec import ResourcesSpec
-from vectorpipe_workloads.storage import join
 
 CONFIG_VOLUME = "pipeline"
 WORKER_GROUP = "workers"
@@ -54,10 +54,6 @@ def rayjob_name(pipeline: str) -> str:
 
 def slurmjob_name(pipeline: str) -> str:
     return f"{pipeline}-kmeans"
-
-
-def clustering_uri(output_uri: str) -> str:
-    return join(output_uri, "clustering/")
 
 
 def owner_reference(p: Pipeline) -> dict[str, Any]:

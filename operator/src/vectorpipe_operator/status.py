@@ -22,7 +22,6 @@ from typing import Any
 
 from slurm_bridge.spec import TERMINAL_PHASES as SLURM_TERMINAL
 from slurm_bridge.spec import Condition
-from vectorpipe_operator.builders import clustering_uri
 from vectorpipe_operator.errors import Problem
 from vectorpipe_operator.resources import (
     COND_CLUSTERING,
@@ -35,6 +34,7 @@ from vectorpipe_operator.resources import (
     SlurmStatus,
     VectorPipelineStatus,
 )
+from vectorpipe_workloads.manifest import clustering_uri
 from vectorpipe_workloads.storage import join
 
 MAX_MESSAGE = 2000

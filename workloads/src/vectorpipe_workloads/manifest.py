@@ -17,6 +17,7 @@ from typing import Any
 from vectorpipe_workloads.storage import Store, join
 
 MANIFEST_NAME = "_manifest.json"
+CLUSTERING_DIR = "clustering"
 FORMAT_VERSION = 1
 
 
@@ -71,6 +72,12 @@ class Manifest:
 
 def manifest_uri(output_uri: str) -> str:
     return join(output_uri, MANIFEST_NAME)
+
+
+def clustering_uri(output_uri: str) -> str:
+    """Where stage 2 writes (assignments/, centroids.parquet, metrics.json, _SUCCESS):
+    a folder of its own, so a rerun of either stage never touches the other's files."""
+    return join(output_uri, CLUSTERING_DIR + "/")
 
 
 def write_manifest(store: Store, output_uri: str, manifest: Manifest) -> str:

@@ -1,7 +1,7 @@
 """The run report: one self-contained HTML page (plus its PNGs) that shows what a finished run found.
 
 `write_report` reads a run the way stage 2 does, through the manifest (so only
-committed shards count), plus what the k-means program wrote next to it:
+committed shards count), plus what the k-means program wrote in `<output>/clustering/`:
 `centroids.parquet`, `metrics.json` and `assignments/part-NNNNN.parquet`. It
 draws the cluster sizes, a 2-D PCA projection of a seeded sample of the vectors
 with the centroids marked, and the inertia per iteration, and writes them with
@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from vectorpipe_workloads.manifest import Manifest, read_manifest
+from vectorpipe_workloads.manifest import Manifest, clustering_uri, read_manifest
 from vectorpipe_workloads.shards import embedding_matrix, read_shard
 from vectorpipe_workloads.storage import Store, join
 
@@ -786,9 +786,10 @@ def write_report(
 ) -> ReportResult:
     """Read a finished run under `output_uri` and write `<output>/report/` (index.html + PNGs)."""
     manifest = read_manifest(store, output_uri)
-    centroids = read_centroids(store, output_uri)
-    metrics = read_metrics(store, output_uri)
-    parts = assignment_parts(store, output_uri)
+    clustering = clustering_uri(output_uri)
+    centroids = read_centroids(store, clustering)
+    metrics = read_metrics(store, clustering)
+    parts = assignment_parts(store, clustering)
     assignments = read_assignments(store, parts)
 
     notes: list[str] = []

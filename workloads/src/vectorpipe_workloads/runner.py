@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vectorpipe_workloads.manifest import Manifest, manifest_uri
+from vectorpipe_workloads.manifest import Manifest, clustering_uri, manifest_uri
 from vectorpipe_workloads.spec import PipelineDocument, VectorPipelineSpec
 from vectorpipe_workloads.storage import S3Config, Store, is_s3, join, local_path
 
@@ -95,7 +95,7 @@ def mpirun_command(spec: VectorPipelineSpec, manifest: str, ranks: int) -> list[
     cmd += [
         sys.executable, "-m", "vectorpipe_workloads.kmeans",
         "--manifest", manifest,
-        "--output", spec.output.uri,
+        "--output", clustering_uri(spec.output.uri),
         "--clusters", str(app.clusters),
         "--max-iterations", str(app.max_iterations),
         "--tolerance", repr(app.tolerance),
@@ -172,7 +172,7 @@ def run_pipeline(
         manifest=manifest,
         etl_seconds=t1 - t0,
         kmeans_seconds=t2 - t1,
-        kmeans_metrics=load_metrics(store, spec.output.uri),
+        kmeans_metrics=load_metrics(store, clustering_uri(spec.output.uri)),
     )
     if report:
         from vectorpipe_workloads.report import write_report
