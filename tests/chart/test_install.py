@@ -1,0 +1,412 @@
+"""The chart on the real kube-apiserver: server-side validation, install/upgrade/uninstall, RBAC.
+
+What `helm template` renders is sent through `kubectl apply --dry-run=server`
+(the API server's own schema validation and admission, not a copy of it), in
+both RBAC scopes. A release is installed, upgraded with a changed value and
+uninstalled, and the objects are looked at after each step (no kubelet runs
+here, so the pods never start: the test asserts the objects, not the pods).
+The RBAC the chart grants is checked against the real authorizer, as the
+chart's ServiceAccounts: every verb the operator and the slurm-bridge use is
+allowed, and a list of broader things is denied. The full lists go in one
+batch of SubjectAccessReviews; `kubectl auth can-i --as=...` is asked a sample
+of the same questions and must agree.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests.chart.chartlib import CHART, Helm, Obj, find, hook_script, parse, values_args
+from tests.k8s.controlplane import ControlPlane
+
+pytestmark = pytest.mark.k8s
+
+
+@dataclass(frozen=True)
+class Release:
+    """An installed release: its name, namespace and the helm/kubectl to talk to it."""
+
+    name: str
+    namespace: str
+    helm: Helm
+    k8s: ControlPlane
+
+    @property
+    def fullname(self) -> str:
+        return f"{self.name}-vectorpipe"
+
+    def sa(self, component: str) -> str:
+        return f"system:serviceaccount:{self.namespace}:{self.fullname}-{component}"
+
+    def helm_cmd(self, *args: str, check: bool = True) -> str:
+        res = self.helm.run(
+            *args, f"--kubeconfig={self.k8s.kubeconfig}", "-n", self.namespace, check=check
+        )
+        return res.stdout + res.stderr
+
+    def get(self, kind: str, name: str, namespace: str | None = None) -> Obj | None:
+        ns = ["-n", namespace or self.namespace] if kind not in CLUSTER_KINDS else []
+        res = self.k8s.kubectl("get", kind, name, *ns, "-o", "json", check=False)
+        if res.returncode != 0:
+            assert "NotFound" in res.stderr, res.stderr
+            return None
+        out: Obj = json.loads(res.stdout)
+        return out
+
+
+CLUSTER_KINDS = ("clusterrole", "clusterrolebinding", "crd", "namespace")
+
+
+def install(helm: Helm, k8s: ControlPlane, ns: str, values: dict[str, Any]) -> Release:
+    rel = Release(f"vp-{uuid.uuid4().hex[:6]}", ns, helm, k8s)
+    rel.helm_cmd("install", rel.name, str(CHART), *values_args(values))
+    return rel
+
+
+@pytest.fixture(scope="module")
+def helm(k8s: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Helm:
+    return Helm(k8s.toolchain, tmp_path_factory.mktemp("helm"))
+
+
+@pytest.fixture
+def other_namespace(k8s: ControlPlane) -> Iterator[str]:
+    name = k8s.create_namespace("chart-other")
+    yield name
+    k8s.delete_namespace(name)
+
+
+def dry_run(k8s: ControlPlane, manifests: str) -> list[str]:
+    res = k8s.kubectl(
+        "apply", "--dry-run=server", "--server-side", "--field-manager=chart-test",
+        "-o", "name", "-f", "-", input=manifests,
+    )  # fmt: skip
+    return sorted(res.stdout.split())
+
+
+# -- server-side validation ---------------------------------------------------------------------
+def test_default_render_is_valid_for_the_api_server(
+    helm: Helm, k8s: ControlPlane, namespace: str
+) -> None:
+    out = helm.template(release="vp-dry", namespace=namespace, extra=["--skip-tests"]).stdout
+    names = dry_run(k8s, out)
+    assert names == sorted(
+        [
+            "serviceaccount/vp-dry-vectorpipe-operator",
+            "serviceaccount/vp-dry-vectorpipe-slurm-bridge",
+            "clusterrole.rbac.authorization.k8s.io/vp-dry-vectorpipe-operator",
+            "clusterrole.rbac.authorization.k8s.io/vp-dry-vectorpipe-operator-scanning",
+            "clusterrole.rbac.authorization.k8s.io/vp-dry-vectorpipe-slurm-bridge",
+            "clusterrole.rbac.authorization.k8s.io/vp-dry-vectorpipe-slurm-bridge-scanning",
+            "clusterrolebinding.rbac.authorization.k8s.io/vp-dry-vectorpipe-operator",
+            "clusterrolebinding.rbac.authorization.k8s.io/vp-dry-vectorpipe-operator-scanning",
+            "clusterrolebinding.rbac.authorization.k8s.io/vp-dry-vectorpipe-slurm-bridge",
+            "clusterrolebinding.rbac.authorization.k8s.io/vp-dry-vectorpipe-slurm-bridge-scanning",
+            "service/vp-dry-vectorpipe-operator-metrics",
+            "service/vp-dry-vectorpipe-slurm-bridge-metrics",
+            "deployment.apps/vp-dry-vectorpipe-operator",
+            "deployment.apps/vp-dry-vectorpipe-slurm-bridge",
+        ]
+    )
+    # A broken manifest is refused, so the dry run above really validated something.
+    bad = out.replace("type: Recreate", "type: Sideways", 1)
+    res = k8s.kubectl(
+        "apply", "--dry-run=server", "--server-side", "-f", "-", input=bad, check=False
+    )
+    assert res.returncode != 0 and "Sideways" in res.stderr, res.stderr
+
+
+def test_namespaced_render_with_token_secret_is_valid(
+    helm: Helm, k8s: ControlPlane, namespace: str, other_namespace: str
+) -> None:
+    values = {
+        "rbac": {"scope": "namespaced", "namespaces": [namespace, other_namespace]},
+        "slurm": {"token": {"create": True, "value": "eyJhbGciOi.x.y"}},
+    }
+    out = helm.template(
+        values, release="vp-dry", namespace=namespace, extra=["--skip-tests"]
+    ).stdout
+    names = dry_run(k8s, out)
+    assert names.count("role.rbac.authorization.k8s.io/vp-dry-vectorpipe-operator") == 2
+    assert names.count("rolebinding.rbac.authorization.k8s.io/vp-dry-vectorpipe-slurm-bridge") == 2
+    assert names.count("secret/slurm-jwt") == 2
+    assert not [n for n in names if n.startswith("clusterrole.") and not n.endswith("-scanning")]
+
+
+# -- install / upgrade / uninstall ---------------------------------------------------------------
+def test_install_upgrade_uninstall(helm: Helm, k8s: ControlPlane, namespace: str) -> None:
+    arn = "arn:aws:iam::111122223333:role/vectorpipe-etl"
+    rel = install(
+        helm,
+        k8s,
+        namespace,
+        {"operator": {"serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": arn}}}},
+    )
+    status = json.loads(rel.helm_cmd("status", rel.name, "-o", "json"))
+    assert status["info"]["status"] == "deployed" and status["version"] == 1
+    # NOTES name the prerequisite and what a pipeline spec must reference.
+    notes = status["info"]["notes"]
+    assert "`kuberay-operator` chart, version 1.5.0" in notes
+    assert "tokenSecretRef: {name: slurm-jwt, key: token}" in notes
+    assert f"helm test {rel.name} -n {namespace}" in notes
+
+    full = rel.fullname
+    op = rel.get("deployment", f"{full}-operator")
+    bridge = rel.get("deployment", f"{full}-slurm-bridge")
+    assert op is not None and bridge is not None
+    assert op["spec"]["strategy"]["type"] == "Recreate"
+    sa = rel.get("serviceaccount", f"{full}-operator")
+    assert sa is not None and sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] == arn
+    for name in (f"{full}-operator-metrics", f"{full}-slurm-bridge-metrics"):
+        assert rel.get("service", name) is not None
+    for kind in ("clusterrole", "clusterrolebinding"):
+        assert rel.get(kind, f"{full}-operator") is not None
+    for crd in ("vectorpipelines.vectorpipe.io", "slurmjobs.vectorpipe.io"):
+        assert rel.get("crd", crd) is not None
+
+    # The `helm test` Pod is admitted by the API server with the installed ServiceAccount.
+    rendered = parse(helm.template(release=rel.name, namespace=namespace).stdout)
+    (pod,) = find(rendered, "Pod")
+    res = k8s.kubectl(
+        "apply", "--dry-run=server", "-n", namespace, "-f", "-", input=json.dumps(pod)
+    )
+    assert f"pod/{full}-test created (server dry run)" in res.stdout
+    assert "load_incluster_config" in hook_script(rendered)
+
+    gen = op["metadata"]["generation"]
+    rel.helm_cmd(
+        "upgrade", rel.name, str(CHART), "--reuse-values",
+        "--set", "operator.logLevel=verbose", "--set", "slurmBridge.pollInterval=2",
+    )  # fmt: skip
+    op2 = rel.get("deployment", f"{full}-operator")
+    bridge2 = rel.get("deployment", f"{full}-slurm-bridge")
+    assert op2 is not None and bridge2 is not None
+    assert op2["metadata"]["generation"] == gen + 1
+    assert "--verbose" in op2["spec"]["template"]["spec"]["containers"][0]["args"]
+    bridge_args = bridge2["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--poll-interval=2" in bridge_args and "--poll-interval=5" not in bridge_args
+    sa2 = rel.get("serviceaccount", f"{full}-operator")
+    assert sa2 is not None and sa2["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] == arn
+    history = json.loads(rel.helm_cmd("history", rel.name, "-o", "json"))
+    assert [h["status"] for h in history] == ["superseded", "deployed"]
+
+    rel.helm_cmd("uninstall", rel.name, "--wait", "--timeout", "60s")
+    for kind, name in (
+        ("deployment", f"{full}-operator"),
+        ("deployment", f"{full}-slurm-bridge"),
+        ("serviceaccount", f"{full}-slurm-bridge"),
+        ("service", f"{full}-operator-metrics"),
+        ("clusterrole", f"{full}-operator"),
+        ("clusterrolebinding", f"{full}-slurm-bridge-scanning"),
+    ):
+        assert rel.get(kind, name) is None, (kind, name)
+    # CRDs outlive the release (helm never deletes crds/): pipelines are not lost.
+    assert rel.get("crd", "vectorpipelines.vectorpipe.io") is not None
+
+
+# -- RBAC against the real authorizer -------------------------------------------------------------
+# (verb, resource, subresource or "") in a watched namespace.
+OPERATOR_USES = [
+    *[(v, "vectorpipelines.vectorpipe.io", "") for v in ("get", "list", "watch", "patch")],
+    *[(v, "vectorpipelines.vectorpipe.io", "status") for v in ("get", "update", "patch")],
+    ("update", "vectorpipelines.vectorpipe.io", "finalizers"),
+    *[
+        (v, r, "")
+        for r in ("rayjobs.ray.io", "slurmjobs.vectorpipe.io")
+        for v in ("get", "list", "watch", "create", "patch")
+    ],
+    ("get", "configmaps", ""),
+    ("create", "configmaps", ""),
+    *[(v, r, "") for r in ("events", "events.events.k8s.io") for v in ("create", "patch")],
+    ("list", "customresourcedefinitions.apiextensions.k8s.io", ""),
+    ("watch", "customresourcedefinitions.apiextensions.k8s.io", ""),
+]
+BRIDGE_USES = [
+    *[(v, "slurmjobs.vectorpipe.io", "") for v in ("get", "list", "watch", "patch")],
+    ("patch", "slurmjobs.vectorpipe.io", "status"),
+    ("get", "secrets/slurm-jwt", ""),
+    *[(v, r, "") for r in ("events", "events.events.k8s.io") for v in ("create", "patch")],
+    ("list", "customresourcedefinitions.apiextensions.k8s.io", ""),
+    ("watch", "customresourcedefinitions.apiextensions.k8s.io", ""),
+]
+BOTH_DENIED = [
+    ("*", "*", ""),
+    ("get", "secrets", ""),
+    ("list", "secrets", ""),
+    ("watch", "secrets", ""),
+    ("get", "secrets/other-secret", ""),
+    ("create", "pods", ""),
+    ("create", "pods", "exec"),
+    ("delete", "namespaces", ""),
+    ("create", "namespaces", ""),
+    ("create", "customresourcedefinitions.apiextensions.k8s.io", ""),
+    ("delete", "customresourcedefinitions.apiextensions.k8s.io", ""),
+    ("create", "rolebindings.rbac.authorization.k8s.io", ""),
+    ("bind", "clusterroles.rbac.authorization.k8s.io", ""),
+    ("escalate", "roles.rbac.authorization.k8s.io", ""),
+    ("impersonate", "serviceaccounts", ""),
+    ("create", "serviceaccounts", "token"),
+    ("delete", "vectorpipelines.vectorpipe.io", ""),
+    ("delete", "rayjobs.ray.io", ""),
+    ("delete", "slurmjobs.vectorpipe.io", ""),
+    ("update", "configmaps", ""),
+    ("delete", "configmaps", ""),
+    ("list", "configmaps", ""),
+    ("delete", "events", ""),
+    ("get", "nodes", ""),
+    ("patch", "deployments.apps", ""),
+]
+OPERATOR_DENIED = [*BOTH_DENIED, ("get", "secrets/slurm-jwt", "")]
+BRIDGE_DENIED = [
+    *BOTH_DENIED,
+    ("create", "slurmjobs.vectorpipe.io", ""),
+    ("update", "slurmjobs.vectorpipe.io", "status"),
+    ("get", "vectorpipelines.vectorpipe.io", ""),
+    ("create", "rayjobs.ray.io", ""),
+    ("get", "configmaps", ""),
+]
+NAMESPACE_READS = [("list", "namespaces", ""), ("watch", "namespaces", "")]
+
+
+def _attributes(check: tuple[str, str, str], namespace: str | None) -> dict[str, str]:
+    """A check as SubjectAccessReview resourceAttributes, parsed the way kubectl parses it."""
+    verb, resource, sub = check
+    resource, _, name = resource.partition("/")
+    resource, _, group = resource.partition(".")
+    if resource == "*":
+        group = "*"
+    attrs = {"verb": verb, "resource": resource, "group": group, "subresource": sub, "name": name}
+    return {**attrs, "namespace": namespace or ""}
+
+
+def reviews(
+    k8s: ControlPlane, who: str, checks: list[tuple[str, str, str]], namespace: str | None
+) -> dict[tuple[str, str, str], bool]:
+    """The authorizer's answer to each check (namespace None: all namespaces), in one request.
+
+    One SubjectAccessReview per check, for the ServiceAccount user with the
+    groups the API server gives it; `kubectl auth can-i --as` asks the same
+    question through impersonation, one process per check (cross-checked in
+    `assert_rbac`).
+    """
+    sa_ns = who.split(":")[2]
+    groups = ["system:serviceaccounts", f"system:serviceaccounts:{sa_ns}", "system:authenticated"]
+    items = [
+        {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SubjectAccessReview",
+            "spec": {
+                "user": who,
+                "groups": groups,
+                "resourceAttributes": _attributes(c, namespace),
+            },
+        }
+        for c in checks
+    ]
+    res = k8s.kubectl(
+        "create", "-o", "json", "-f", "-",
+        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}),
+    )  # fmt: skip
+    answers = [bool(r["status"].get("allowed")) for r in json_stream(res.stdout)]
+    return dict(zip(checks, answers, strict=True))
+
+
+def json_stream(text: str) -> list[Obj]:
+    """kubectl create -o json prints one document per created item, back to back."""
+    decoder, out, pos = json.JSONDecoder(), [], 0
+    while pos < len(text.rstrip()):
+        obj, end = decoder.raw_decode(text, pos)
+        out.append(obj)
+        pos = end + (len(text[end:]) - len(text[end:].lstrip()))
+    return out
+
+
+def can_i(k8s: ControlPlane, who: str, check: tuple[str, str, str], namespace: str | None) -> bool:
+    verb, resource, sub = check
+    args = ["auth", "can-i", verb, resource, f"--as={who}"]
+    args += [f"--subresource={sub}"] if sub else []
+    args += ["-n", namespace] if namespace else ["--all-namespaces"]
+    res = k8s.kubectl(*args, check=False)
+    assert res.stdout.strip() in ("yes", "no"), (check, res.stdout, res.stderr)
+    return res.stdout.strip() == "yes"
+
+
+def assert_rbac(
+    k8s: ControlPlane,
+    who: str,
+    allowed: list[tuple[str, str, str]],
+    denied: list[tuple[str, str, str]],
+    namespace: str | None,
+) -> None:
+    answers = reviews(k8s, who, allowed + denied, namespace)
+    missing = [c for c in allowed if not answers[c]]
+    broader = [c for c in denied if answers[c]]
+    assert (missing, broader) == ([], []), f"{who} in {namespace or 'all namespaces'}"
+    # kubectl auth can-i (impersonation) agrees, on the first and last of each list.
+    sample = [*allowed[:1], *allowed[-1:], *denied[:1], *denied[-1:]]
+    with ThreadPoolExecutor(4) as pool:
+        said = list(pool.map(lambda c: can_i(k8s, who, c, namespace), sample))
+    assert said == [answers[c] for c in sample], list(zip(sample, said, strict=True))
+
+
+def test_cluster_scope_rbac(helm: Helm, k8s: ControlPlane, namespace: str) -> None:
+    rel = install(helm, k8s, namespace, {})
+    try:
+        op, bridge = rel.sa("operator"), rel.sa("slurm-bridge")
+        elsewhere = "default"  # any namespace: cluster scope watches them all
+        assert_rbac(k8s, op, OPERATOR_USES, [*OPERATOR_DENIED, *NAMESPACE_READS], elsewhere)
+        assert_rbac(k8s, bridge, BRIDGE_USES, [*BRIDGE_DENIED, *NAMESPACE_READS], elsewhere)
+        # Across all namespaces: the watches are allowed, reading Secrets is not.
+        assert_rbac(
+            k8s,
+            op,
+            [("list", "vectorpipelines.vectorpipe.io", ""), ("watch", "rayjobs.ray.io", "")],
+            [("list", "secrets", ""), ("get", "secrets", "")],
+            None,
+        )
+        assert_rbac(
+            k8s,
+            bridge,
+            [("watch", "slurmjobs.vectorpipe.io", "")],
+            [("list", "secrets", ""), ("get", "secrets", ""), ("watch", "secrets", "")],
+            None,
+        )
+    finally:
+        rel.helm_cmd("uninstall", rel.name, check=False)
+
+
+def test_namespaced_scope_rbac(
+    helm: Helm, k8s: ControlPlane, namespace: str, other_namespace: str
+) -> None:
+    watched = k8s.create_namespace("chart-watched")
+    try:
+        rel = install(
+            helm, k8s, namespace, {"rbac": {"scope": "namespaced", "namespaces": [watched]}}
+        )
+        op, bridge = rel.sa("operator"), rel.sa("slurm-bridge")
+        # Kopf resolves the namespace list, so it may read namespaces (names only).
+        assert_rbac(k8s, op, OPERATOR_USES + NAMESPACE_READS, OPERATOR_DENIED, watched)
+        assert_rbac(k8s, bridge, BRIDGE_USES + NAMESPACE_READS, BRIDGE_DENIED, watched)
+        # Outside the watched namespace (the release's own one included): nothing namespaced.
+        cluster_reads = [c for c in OPERATOR_USES if "customresourcedefinitions" in c[1]]
+        for ns in (other_namespace, namespace):
+            op_namespaced = [c for c in OPERATOR_USES if c not in cluster_reads]
+            assert_rbac(k8s, op, cluster_reads, op_namespaced, ns)
+            assert_rbac(k8s, bridge, [], [c for c in BRIDGE_USES if c not in cluster_reads], ns)
+        assert_rbac(
+            k8s,
+            op,
+            [],
+            [("list", "vectorpipelines.vectorpipe.io", ""), ("list", "rayjobs.ray.io", "")],
+            None,
+        )
+        rel.helm_cmd("uninstall", rel.name)
+        assert rel.get("role", f"{rel.fullname}-operator", watched) is None
+    finally:
+        k8s.delete_namespace(watched)
