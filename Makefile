@@ -49,6 +49,15 @@ sample-data: install ## Regenerate the bundled sample reads from Debian's genome
 crds: install ## Regenerate the CRDs in charts/vectorpipe/crds/ from the typed spec models
 	$(BIN)/python hack/gen_crds.py
 
+.PHONY: chart-crds
+chart-crds: crds ## Alias of crds: the chart's CRDs have one source, the spec models
+
+.PHONY: chart-lint
+chart-lint: ## helm lint --strict charts/vectorpipe with the pinned helm (built by k8s-bins, cached)
+	@helm="$$(hack/k8s/build.sh | tail -n 1)/helm" && \
+		"$$helm" lint --strict charts/vectorpipe && \
+		"$$helm" lint --strict charts/vectorpipe --set rbac.scope=namespaced --set 'rbac.namespaces={vectorpipe}'
+
 .PHONY: argocd-cm
 argocd-cm: install ## Regenerate charts/argocd/argocd-cm-patch.yaml from the health Lua scripts
 	$(BIN)/python hack/lua/sync_cm.py
