@@ -6,7 +6,8 @@ the controller-manager's volume binder binds the claim to the volume: no CSI
 driver is needed for that, only for mounting. The FSx shell pod passes the
 `restricted` Pod Security level. The chart rendered with values-eks.yaml puts
 the IRSA role on the operator's ServiceAccount, none on the slurm-bridge's, and
-every object it renders is accepted by the API server.
+every object it renders is accepted by the API server; the CA patch applies to
+its slurm-bridge Deployment; the walkthrough's pipeline is admitted by the CRD.
 """
 
 from __future__ import annotations
