@@ -95,7 +95,17 @@ def test_default_render_is_valid_for_the_api_server(
     helm: Helm, k8s: ControlPlane, namespace: str
 ) -> None:
     out = helm.template(release="vp-dry", namespace=namespace, extra=["--skip-tests"]).stdout
-    names = dry_run(k8s, out)
+    # The Pod Security "restricted" profile: enforced on pods, warned about for Deployments.
+    k8s.kubectl(
+        "label", "namespace", namespace,
+        "pod-security.kubernetes.io/enforce=restricted", "pod-security.kubernetes.io/warn=restricted",
+    )  # fmt: skip
+    res = k8s.kubectl(
+        "apply", "--dry-run=server", "--server-side", "--field-manager=chart-test",
+        "-o", "name", "-f", "-", input=out,
+    )  # fmt: skip
+    assert "PodSecurity" not in res.stderr, res.stderr
+    names = sorted(res.stdout.split())
     assert names == sorted(
         [
             "serviceaccount/vp-dry-vectorpipe-operator",
@@ -114,7 +124,13 @@ def test_default_render_is_valid_for_the_api_server(
             "deployment.apps/vp-dry-vectorpipe-slurm-bridge",
         ]
     )
-    # A broken manifest is refused, so the dry run above really validated something.
+    # Both checks bite: a container allowed to escalate privileges draws the warning,
+    # and a broken manifest is refused.
+    lax = out.replace("allowPrivilegeEscalation: false", "allowPrivilegeEscalation: true", 1)
+    res = k8s.kubectl(
+        "apply", "--dry-run=server", "--server-side", "-f", "-", input=lax, check=False
+    )
+    assert 'would violate PodSecurity "restricted:latest"' in res.stderr, res.stderr
     bad = out.replace("type: Recreate", "type: Sideways", 1)
     res = k8s.kubectl(
         "apply", "--dry-run=server", "--server-side", "-f", "-", input=bad, check=False
@@ -170,7 +186,9 @@ def test_install_upgrade_uninstall(helm: Helm, k8s: ControlPlane, namespace: str
     for crd in ("vectorpipelines.vectorpipe.io", "slurmjobs.vectorpipe.io"):
         assert rel.get("crd", crd) is not None
 
-    # The `helm test` Pod is admitted by the API server with the installed ServiceAccount.
+    # The `helm test` Pod is admitted by the API server with the installed ServiceAccount,
+    # under the enforced "restricted" Pod Security profile.
+    k8s.kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
     rendered = parse(helm.template(release=rel.name, namespace=namespace).stdout)
     (pod,) = find(rendered, "Pod")
     res = k8s.kubectl(
