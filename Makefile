@@ -98,6 +98,18 @@ test: install lint typecheck k8s-bins lua-health ## Install, start the services 
 	$(BIN)/python hack/gen_crds.py --check
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+.PHONY: bench
+bench: install k8s-bins ## Benchmarks vs baselines in one run → docs/benchmarks.md/.json (~20 min)
+	$(BIN)/python -m bench.run --mode full
+
+.PHONY: bench-small
+bench-small: install k8s-bins ## The same benchmark harness on small inputs (CI; a few minutes) → build/bench-small/
+	$(BIN)/python -m bench.run --mode small
+
+.PHONY: quality
+quality: install ## Clustering quality (ARI/NMI) of every embedding on simulated reads → build/quality/
+	$(BIN)/python -m bench.run --mode quality
+
 .PHONY: test-fast
 test-fast: install ## Unit tests only
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
