@@ -67,6 +67,7 @@ def test_slurmrestd_down_before_submit_retries_with_a_bounded_backoff_then_submi
     finally:
         rig.slurm.start_slurmrestd()
     delays = _delays(bridge_log)
+    print(f"slurmrestd down {outage:.0f}s: {len(delays)} failed attempts, delays {delays}")
     # Bounded: doubling from the poll interval, never above the cap, and reaching it.
     assert all(d <= MAX_BACKOFF for d in delays), delays
     assert delays == sorted(delays) and delays[-1] == MAX_BACKOFF, delays
