@@ -53,6 +53,7 @@ def test_demo_pipeline_runs_both_stages_and_writes_the_report(tmp_path: Path) ->
     assert "ARI" in result.stdout
 
 
+@pytest.mark.faults
 def test_invalid_pipeline_is_refused_with_the_field_named(tmp_path: Path) -> None:
     result = run(["run", str(pipeline_file(tmp_path, ROOT / "examples" / "data", k=12))])
     assert result.returncode == 2
@@ -60,6 +61,7 @@ def test_invalid_pipeline_is_refused_with_the_field_named(tmp_path: Path) -> Non
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.faults
 def test_corrupt_input_names_file_and_record_and_stops_before_stage_two(tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()

@@ -360,6 +360,7 @@ def test_happy_path_through_both_stages(
     assert 'vectorpipe_operator_reconciles_total{result="ok",trigger="slurmjob"}' in metrics
 
 
+@pytest.mark.faults
 def test_rayjob_failure_fails_the_pipeline_with_the_reason(
     operator: Operator, cluster: Cluster, tmp_path: Path
 ) -> None:
@@ -386,6 +387,7 @@ def test_rayjob_failure_fails_the_pipeline_with_the_reason(
     )
 
 
+@pytest.mark.faults
 def test_manifest_not_yet_visible_is_retried(
     operator: Operator, cluster: Cluster, tmp_path: Path
 ) -> None:
@@ -410,6 +412,7 @@ def test_manifest_not_yet_visible_is_retried(
     assert p["status"]["outputs"]["rows"] == 10
 
 
+@pytest.mark.faults
 def test_spec_rules_cel_cannot_express_fail_the_pipeline(
     operator: Operator, cluster: Cluster, tmp_path: Path
 ) -> None:
@@ -422,6 +425,7 @@ def test_spec_rules_cel_cannot_express_fail_the_pipeline(
     assert cluster.get("rayjob", "r5-etl") is None
 
 
+@pytest.mark.faults
 def test_delete_garbage_collects_every_child(
     operator: Operator, cluster: Cluster, tmp_path: Path
 ) -> None:
@@ -446,6 +450,7 @@ def test_delete_garbage_collects_every_child(
     )
 
 
+@pytest.mark.faults
 def test_restart_resumes_without_resubmitting(
     operator: Operator, cluster: Cluster, namespace: str, tmp_path: Path
 ) -> None:
