@@ -75,7 +75,7 @@ def _mutate(read: bytes, rng: np.random.Generator) -> bytes:
             pieces.append(
                 b"ACGT"[int(rng.integers(4))].to_bytes(1, "big") + arr[pos : pos + 1].tobytes()
             )
-        last = pos + 1
+        last = int(pos) + 1
     pieces.append(arr[last:].tobytes())
     return b"".join(pieces)
 

@@ -59,6 +59,7 @@ def operator(scale: Scale, work: Path) -> Json:
     from tests.k8s.controlplane import ControlPlane, Toolchain
     from tests.k8s.test_operator import CRDS, pipeline, start_operator
 
+    work.mkdir(parents=True, exist_ok=True)
     log("operator: starting the control plane")
     cp = ControlPlane(Toolchain.build())
     cp.start()

@@ -171,7 +171,10 @@ def render(r: Json, images: dict[str, str], image_dir: str) -> str:
         r["quality"],
     )
     h = r["headline"]
-    img = lambda key, alt: f"![{alt}]({image_dir}/{images[key]})"  # noqa: E731
+
+    def img(key: str, alt: str) -> str:
+        return f"![{alt}]({image_dir}/{images[key]})"
+
     lines = [
         "# Benchmarks",
         "",
@@ -281,5 +284,70 @@ def render(r: Json, images: dict[str, str], image_dir: str) -> str:
         img("quality", "ARI by method"),
         "",
     ]
-    lines += r.get("notes", [])
+    lines += notes(r)
     return "\n".join(lines) + "\n"
+
+
+def notes(r: Json) -> list[str]:
+    """What the run says about the targets, and where the time goes when one is missed."""
+    s1, km, q = r["stage1"], r["kmeans"], r["quality"]
+
+    def us(rate: float) -> float:
+        return 1e6 / rate
+
+    parse, reader = us(s1["parse_only_reads_per_s"]), us(s1["reader_only_reads_per_s"])
+    embed, total = us(s1["embed_only_reads_per_s"]), us(s1["etl_reads_per_s"])
+    n, d, k = km["rows"], km["dim"], km["clusters"]
+    flops = 2.0 * n * d * k
+    gbps = n * d * 4 / (km["memory_floor_ms"] / 1e3) / 1e9
+    need = flops / (1.3 * km["memory_floor_ms"] / 1e3) / 1e9
+    got1 = flops / (km["kmeans_1thread_ms_per_iter"] / 1e3) / 1e9
+    gotn = flops / (km["kmeans_ms_per_iter"] / 1e3) / 1e9
+    best_s = max(q["short"], key=lambda row: row["ari"])
+    best_l = max(q["long"], key=lambda row: row["ari"])
+    bound = parse / (reader + embed)
+    short_gain = best_s["ari"] - q["ari_short"]
+    long_gain = best_l["ari"] - q["ari_long"]
+    return [
+        "## Where the time goes, and the targets",
+        "",
+        f"**Stage 1** (FASTQ, per read): needletail parse-only {parse:.2f} µs; VectorPipe's reader"
+        f" (needletail's Python `Record` and `str` objects for every name and sequence, joined into"
+        f" one byte buffer and validated) {reader:.2f} µs; the numba 4-mer kernel on batches in"
+        f" memory {embed:.2f} µs; reader + kernel measured together {total:.2f} µs. The kernel is"
+        f" {parse / embed:.1f}× faster than parsing alone, so the ratio is set by the reader: with"
+        f" this reader the best possible ratio is parse / (reader + kernel) = {bound:.2f}, and the"
+        f" run measured {s1['etl_over_parse_only']:.2f}. Going further means a byte-level FASTQ"
+        " reader (numba over the raw or gunzipped buffer) that never creates Python objects per"
+        " record; that was not attempted in this round because the reader's error reporting (file"
+        " and record number for every kind of corruption) is built on needletail's.",
+        "",
+        f"**Stage 2**: one iteration is {flops / 1e9:.2f} GFLOP ({n:,} rows × K = {k} × {d} dims ×"
+        f" multiply-add) over {n * d * 4 / 1e6:.0f} MB, 20 multiply-adds per float read. numpy"
+        f" streams the matrix at {gbps:.1f} GB/s; to finish within 1.3× of that, the sweep would"
+        f" have to sustain {need:.0f} GFLOP/s. The fused kernel sustained {got1:.1f} GFLOP/s on one"
+        f" thread and {gotn:.1f} GFLOP/s on {km['kmeans_threads']}, so at K = {k} the sweep is"
+        " compute-bound, not memory-bound: the target asks for that against a nominal per-core FP32"
+        " peak of 80–96 GFLOP/s (AVX2, two FMA units, 32 FLOP/cycle at 2.5–3 GHz), on cores"
+        " other jobs were using."
+        " Register blocking is where the remaining headroom is (LLVM's interleaving of the 2 rows ×"
+        " 4 centroids tile spills vector registers in the hot loop; 2×2, 1×4 and a transposed"
+        " 4-row × 24-lane tile were tried and were slower). The lead over scikit-learn and faiss,"
+        " measured in the same run, is the comparison that transfers to other machines.",
+        "",
+        "**Clustering quality**: the table above is everything tried. The best variant gains"
+        f" {short_gain:+.3f} ARI on 150 bp reads ({best_s['method']}) and {long_gain:+.3f} on 1 kb"
+        f" reads ({best_l['method']}); "
+        + (
+            f"{', '.join(q['clearly_better'])} beat the default by 0.05 ARI or more on both lengths."
+            if q.get("improved")
+            else "no product setting beat canonical 4-mer frequencies by 0.05 ARI on both read"
+            " lengths (the centred log-ratio helps short reads and hurts long ones), so the"
+            " default is unchanged."
+        )
+        + " The two mycobacteria differ mainly in GC content (65.6% vs 57.8%) and a 150 bp read's"
+        " 4-mer profile is sparse, so they overlap under any composition embedding; the hashed"
+        " 15-mers of the LSHVec-style seed and MinHash sketches score near zero under k-means"
+        " (they suit similarity search, not Euclidean clustering of compositions).",
+        "",
+    ]

@@ -105,9 +105,16 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     p.add_argument("--mode", choices=["full", "small", "quality"], default="small")
     p.add_argument("--out", type=Path, default=None, help="output directory")
+    p.add_argument(
+        "--render-only",
+        action="store_true",
+        help="re-render benchmarks.md and the plots from OUT/benchmarks.json (no measuring)",
+    )
     args = p.parse_args(argv)
     out = args.out or DEFAULT_OUT[args.mode]
-    if args.mode == "quality":
+    if args.render_only:
+        write(json.loads((out / "benchmarks.json").read_text()), out)
+    elif args.mode == "quality":
         run_quality(out)
     else:
         run_all(args.mode, out)

@@ -14,6 +14,7 @@ Then gzip input, FASTA, k = 2..8 and the whole ETL on Ray with 1 vs 2 CPUs
 from __future__ import annotations
 
 import collections
+import functools
 import json
 import subprocess
 import sys
@@ -65,7 +66,7 @@ def seed_baseline(path: Path, k: int = 4, dim: int = 100) -> int:
 
     n = 0
     fmt = "fasta" if path.suffix == ".fasta" else "fastq"
-    for rec in SeqIO.parse(str(path), fmt):
+    for rec in SeqIO.parse(str(path), fmt):  # type: ignore[no-untyped-call]
         s = str(rec.seq)
         v = [0.0] * dim
         for i in range(len(s) - k + 1):
@@ -101,9 +102,11 @@ def run(scale: Scale, pool: Labelled, work: Path) -> Json:
     files = stage1_files(work, pool, scale.stage1_reads)
     n = files.reads
     etl(files.fastq)  # compile/load the numba kernels outside the timings
-    log(f"stage 1: {n} reads, parse-only vs etl (best of {scale.repeats}, interleaved)")
+    log(f"stage 1: {n} reads, parse-only vs etl (interleaved)")
     parse_t, etl_t = float("inf"), float("inf")
-    for _ in range(scale.repeats):
+    # The headline pair gets extra rounds: on a shared machine the best of a
+    # few is the only figure that means anything.
+    for _ in range(scale.repeats + (2 if scale.repeats > 1 else 0)):
         parse_t = min(parse_t, best_of(lambda: parse_only(files.fastq), 1))
         etl_t = min(etl_t, best_of(lambda: etl(files.fastq), 1))
     seed_file = work / "seed.fastq"
@@ -132,7 +135,7 @@ def run(scale: Scale, pool: Labelled, work: Path) -> Json:
     ks: dict[str, float] = {}
     for k in range(2, 9):
         etl(kfile, k)
-        ks[str(k)] = scale.ksweep_reads / best_of(lambda k=k: etl(kfile, k), scale.repeats)
+        ks[str(k)] = scale.ksweep_reads / best_of(functools.partial(etl, kfile, k), scale.repeats)
     res["etl_by_k_reads_per_s"] = ks
     log("stage 1: the ETL on Ray, 1 vs 2 CPUs")
     ray_dir = work / "ray-input"
