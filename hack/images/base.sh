@@ -13,8 +13,8 @@
 #
 # The root filesystem tarball is cached OUTSIDE the repository in
 # ${VECTORPIPE_CACHE:-$HOME/.cache/vectorpipe}/images/ and the images live in
-# buildah's default storage (vfs driver), the same storage hack/images/build.sh
-# and tests/images/ use. An image that already exists with the current recipe
+# VectorPipe's own buildah store (hack/images/storage.sh: overlay where possible),
+# the same store hack/images/build.sh and tests/images/ use. An image that already exists with the current recipe
 # makes this script a no-op (well under a second).
 #
 # Environment:
@@ -36,7 +36,8 @@ BASE_RECIPE_ID="${BASE_RECIPE}:${SUITE}:${BASE_PACKAGES[*]}"
 MPI_RECIPE_ID="${BASE_RECIPE_ID}+${MPI_PACKAGES[*]}"
 
 CACHE="${VECTORPIPE_CACHE:-$HOME/.cache/vectorpipe}/images"
-BUILDAH=(buildah --storage-driver vfs)
+# shellcheck source=hack/images/storage.sh
+source "$(dirname "${BASH_SOURCE[0]}")/storage.sh"
 
 want_base=1 want_mpi=1
 case "${1:-all}" in
@@ -73,7 +74,7 @@ for tool in buildah debootstrap tar; do
   fi
 done
 if [[ $(id -u) -ne 0 ]]; then
-  echo "base.sh: debootstrap and buildah's vfs/chroot builds need root." >&2
+  echo "base.sh: debootstrap and buildah's chroot builds need root." >&2
   exit 1
 fi
 

@@ -2,7 +2,8 @@
 # Builds VectorPipe's container images for real with buildah, without Docker and
 # without a registry: each images/<name>/Containerfile is built FROM the local
 # debootstrap base (hack/images/base.sh, cached) and tagged
-# localhost/vectorpipe/<name>:dev in buildah's default storage (vfs driver).
+# localhost/vectorpipe/<name>:dev in VectorPipe's own buildah store
+# (hack/images/storage.sh: overlay where the file system allows, else vfs).
 #
 #   hack/images/build.sh                 all images: operator slurm-bridge ray-worker mpi-app
 #   hack/images/build.sh operator        only the named ones
@@ -10,10 +11,12 @@
 #   hack/images/build.sh --force ...     build even when the image is up to date
 #   hack/images/build.sh --list          the image names
 #   hack/images/build.sh --prune         delete untagged (cached) layers to free disk
+#   hack/images/build.sh --buildah       print the buildah command line for this store,
+#                                        e.g. $(hack/images/build.sh --buildah) push IMAGE DEST
 #
 # An image whose inputs (images/NAME/, the files it copies, the base image,
 # the build args) are unchanged since it was built is left alone: the check
-# takes a second, while even a fully cached vfs build takes a minute or two.
+# takes a second, while even a fully cached build takes a minute or more.
 # Otherwise intermediate layers are cached (--layers): a change to Python
 # sources rebuilds only the small `package` stage, a change to the pins only
 # `deps` onwards. Prints one line per image: name, seconds, size. Logs, with
@@ -22,6 +25,8 @@
 # Environment:
 #   VECTORPIPE_CACHE            cache root (default ~/.cache/vectorpipe)
 #   VECTORPIPE_IMAGE_TAG        tag for the built images (default dev)
+#   VECTORPIPE_IMAGE_STORE      buildah store root (default /var/lib/containers/vectorpipe)
+#   VECTORPIPE_IMAGE_DRIVER     overlay or vfs (default: overlay unless on overlayfs)
 #   VECTORPIPE_BUILD_CA_BUNDLE  CA bundle for pip behind a TLS-intercepting proxy
 #                               (default: $PIP_CERT, else $SSL_CERT_FILE)
 set -euo pipefail
@@ -30,7 +35,8 @@ ALL=(operator slurm-bridge ray-worker mpi-app)
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 CACHE="${VECTORPIPE_CACHE:-$HOME/.cache/vectorpipe}/images"
 TAG="${VECTORPIPE_IMAGE_TAG:-dev}"
-BUILDAH=(buildah --storage-driver vfs)
+# shellcheck source=hack/images/storage.sh
+source "$ROOT/hack/images/storage.sh"
 INPUTS_LABEL=io.vectorpipe.build-inputs
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
@@ -42,9 +48,11 @@ for arg in "$@"; do
     -q|--quiet) quiet=1 ;;
     --force) force=1 ;;
     --list) printf '%s\n' "${ALL[@]}"; exit 0 ;;
+    --buildah) echo "${BUILDAH[*]}"; exit 0 ;;
     --prune)
-      # vfs stores every cached layer as a full copy of the filesystem: drop the
-      # untagged ones (the next build is then cold, except the base images).
+      # Cached layers pile up with every rebuild (under vfs each is a full copy of
+      # the file system): drop the untagged ones (the next build is then cold,
+      # except the base images).
       "${BUILDAH[@]}" rmi --prune >/dev/null
       "${BUILDAH[@]}" images
       exit 0 ;;

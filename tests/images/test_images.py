@@ -1,7 +1,7 @@
 """The operator image, built for real and run without Docker.
 
 `hack/images/build.sh operator` builds images/operator/Containerfile with buildah
-(vfs storage, chroot isolation) FROM the local debootstrap base, which
+(chroot isolation, the script's own store) FROM the local debootstrap base, which
 hack/images/base.sh builds once and caches outside the repository; an image
 whose inputs are unchanged is not rebuilt at all. The tests then open a working
 container on the image (`buildah from`) and run commands in it (`buildah run
@@ -30,7 +30,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.images, pytest.mark.timeout(2400)]
 REPO = Path(__file__).resolve().parents[2]
 BUILD = REPO / "hack" / "images" / "build.sh"
 IMAGE = "localhost/vectorpipe/operator:dev"
-BUILDAH = ["buildah", "--storage-driver", "vfs"]
 
 # Prints {distribution name: version} for everything importable from the venv.
 LIST_DISTS = (
@@ -44,13 +43,14 @@ class Image:
     ref: str
     container: str
     config: dict[str, Any]  # the OCI image config: User, Env, Entrypoint, Labels, ...
+    buildah: list[str]  # buildah with the store build.sh uses
 
     def run(
         self, *argv: str, user: str | None = None, timeout: float = 180
     ) -> subprocess.CompletedProcess[str]:
         as_user = ["--user", user] if user else []
         return subprocess.run(
-            [*BUILDAH, "run", "--isolation", "chroot", *as_user, self.container, "--", *argv],
+            [*self.buildah, "run", "--isolation", "chroot", *as_user, self.container, "--", *argv],
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -58,9 +58,9 @@ class Image:
         )
 
 
-def _buildah(*args: str, timeout: float = 300) -> str:
+def _buildah(buildah: list[str], *args: str, timeout: float = 300) -> str:
     result = subprocess.run(
-        [*BUILDAH, *args], capture_output=True, text=True, timeout=timeout, check=False
+        [*buildah, *args], capture_output=True, text=True, timeout=timeout, check=False
     )
     if result.returncode != 0:
         raise AssertionError(f"buildah {' '.join(args)} failed: {result.stderr.strip()}")
@@ -86,12 +86,15 @@ def operator_image() -> Iterator[Image]:
         check=False,
     )
     assert build.returncode == 0, f"hack/images/build.sh operator failed:\n{build.stderr[-4000:]}"
-    config = json.loads(_buildah("inspect", "--type", "image", IMAGE))["OCIv1"]["config"]
-    container = _buildah("from", "--pull=never", "--quiet", IMAGE)
+    buildah = subprocess.run(
+        [str(BUILD), "--buildah"], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.split()
+    config = json.loads(_buildah(buildah, "inspect", "--type", "image", IMAGE))["OCIv1"]["config"]
+    container = _buildah(buildah, "from", "--pull=never", "--quiet", IMAGE)
     try:
-        yield Image(IMAGE, container, config)
+        yield Image(IMAGE, container, config, buildah)
     finally:
-        _buildah("rm", container)
+        _buildah(buildah, "rm", container)
 
 
 def test_image_metadata(operator_image: Image) -> None:
