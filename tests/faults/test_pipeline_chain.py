@@ -133,6 +133,9 @@ def chain(
     op = start_operator(crds, namespace, tmp_path / "operator.log")
     store = Store(S3Config(endpoint_url=s3.endpoint_url, region="us-east-1"))
     yield Chain(Cluster(crds, namespace), rig, op, s3, store, bucket, secret_key)
+    # Let the bridge release its finalizers before it stops, so the namespace can go.
+    crds.kubectl("delete", "vectorpipelines,slurmjobs", "--all", "-n", namespace,
+                 "--timeout=120s", check=False, timeout=180)  # fmt: skip
     op.stop()
     for b in rig.bridges:
         b.stop()
