@@ -141,6 +141,21 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
         "hpc.slurm.tokenSecretRef is required when hpc.slurm.endpoint is set",
     ),
     (
+        "ca-bundle-without-endpoint",
+        pipeline(hpc={"slurm": {"caBundleSecretRef": {"name": "slurmrestd-ca"}}}),
+        "hpc.slurm.caBundleSecretRef needs hpc.slurm.endpoint",
+    ),
+    (
+        "shared-fs-relative-mount",
+        pipeline(ray={"sharedFilesystem": {"claimName": "fsx", "mountPath": "fsx"}}),
+        "spec.ray.sharedFilesystem.mountPath in body should match",
+    ),
+    (
+        "bad-toleration-effect",
+        pipeline(ray={"tolerations": [{"key": "ray", "effect": "Sometimes"}]}),
+        'Unsupported value: "Sometimes"',
+    ),
+    (
         "unknown-output-format",
         pipeline(output={"uri": "/fsx/out/", "format": "csv"}),
         'spec.output.format: Unsupported value: "csv"',

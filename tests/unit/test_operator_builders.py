@@ -170,6 +170,52 @@ def test_slurmjob_without_endpoint_uses_the_bridge_default(minimal: Pipeline) ->
     SlurmJobSpec.model_validate(sj["spec"])
 
 
+def _with_spec(p: Pipeline, path: str, **changes: Any) -> Pipeline:
+    body = yaml.safe_load((EXAMPLES / path).read_text())
+    for section, values in changes.items():
+        body["spec"].setdefault(section, {}).update(values)
+    body["metadata"].update(uid=p.uid, namespace=p.namespace, generation=1)
+    return Pipeline.from_body(body)
+
+
+def test_slurmjob_carries_the_ca_bundle_that_signed_slurmrestd(s3: Pipeline) -> None:
+    hpc = yaml.safe_load((EXAMPLES / "pipeline-s3.yaml").read_text())["spec"]["hpc"]
+    hpc["slurm"]["caBundleSecretRef"] = {"name": "slurmrestd-ca"}
+    p = _with_spec(s3, "pipeline-s3.yaml", hpc=hpc)
+    connection = builders.build_slurmjob(p, "s3://b/_manifest.json")["spec"]["slurm"]
+    assert connection["caBundleSecretRef"] == {"name": "slurmrestd-ca", "key": "ca.crt"}
+    SlurmJobSpec.model_validate(builders.build_slurmjob(p, "s3://b/_manifest.json")["spec"])
+
+
+def test_ray_pods_mount_the_shared_filesystem_and_land_where_told(minimal: Pipeline) -> None:
+    p = _with_spec(
+        minimal,
+        "pipeline.yaml",
+        ray={
+            "sharedFilesystem": {"claimName": "fsx-claim", "readOnly": True},
+            "nodeSelector": {"vectorpipe.io/pool": "ray-workers"},
+            "tolerations": [{"key": "ray", "operator": "Exists", "effect": "NoSchedule"}],
+        },
+    )
+    cluster = builders.build_rayjob(p)["spec"]["rayClusterSpec"]
+    templates = [cluster["headGroupSpec"]["template"]]
+    templates += [g["template"] for g in cluster.get("workerGroupSpecs", [])]
+    for template in templates:
+        pod = template["spec"]
+        assert {
+            "name": "shared-fs",
+            "persistentVolumeClaim": {"claimName": "fsx-claim", "readOnly": True},
+        } in pod["volumes"]
+        mounts = pod["containers"][0]["volumeMounts"]
+        assert {"name": "shared-fs", "mountPath": "/fsx", "readOnly": True} in mounts
+        assert pod["nodeSelector"] == {"vectorpipe.io/pool": "ray-workers"}
+        assert pod["tolerations"] == [{"key": "ray", "operator": "Exists", "effect": "NoSchedule"}]
+    # Without them, the pods carry none of it.
+    plain = builders.build_rayjob(minimal)["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]
+    assert [v["name"] for v in plain["spec"]["volumes"]] == ["pipeline"]
+    assert "nodeSelector" not in plain["spec"] and "tolerations" not in plain["spec"]
+
+
 def test_builders_are_pure(s3: Pipeline) -> None:
     assert builders.build_rayjob(s3) == builders.build_rayjob(s3)
     assert builders.build_configmap(s3) == builders.build_configmap(s3)

@@ -41,6 +41,7 @@ from vectorpipe_workloads.manifest import clustering_uri
 from vectorpipe_workloads.spec import ResourcesSpec
 
 CONFIG_VOLUME = "pipeline"
+SHARED_VOLUME = "shared-fs"
 WORKER_GROUP = "workers"
 
 
@@ -150,8 +151,26 @@ def _ray_pod_template(p: Pipeline, container: str, res: ResourcesSpec) -> dict[s
     env = _s3_env(p)
     if env:
         spec["containers"][0]["env"] = env
-    if p.spec.ray.service_account_name:
-        spec["serviceAccountName"] = p.spec.ray.service_account_name
+    ray = p.spec.ray
+    if ray.service_account_name:
+        spec["serviceAccountName"] = ray.service_account_name
+    if ray.shared_filesystem:
+        fs = ray.shared_filesystem
+        spec["volumes"].append(
+            {
+                "name": SHARED_VOLUME,
+                "persistentVolumeClaim": {"claimName": fs.claim_name, "readOnly": fs.read_only},
+            }
+        )
+        spec["containers"][0]["volumeMounts"].append(
+            {"name": SHARED_VOLUME, "mountPath": fs.mount_path, "readOnly": fs.read_only}
+        )
+    if ray.node_selector:
+        spec["nodeSelector"] = dict(ray.node_selector)
+    if ray.tolerations:
+        spec["tolerations"] = [
+            t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in ray.tolerations
+        ]
     return {"metadata": {"labels": labels(p, "ray")}, "spec": spec}
 
 
@@ -231,6 +250,11 @@ def build_slurmjob(p: Pipeline, manifest_uri: str) -> dict[str, Any]:
         connection["tokenSecretRef"] = {
             "name": slurm.token_secret_ref.name,
             "key": slurm.token_secret_ref.key,
+        }
+    if slurm.ca_bundle_secret_ref:
+        connection["caBundleSecretRef"] = {
+            "name": slurm.ca_bundle_secret_ref.name,
+            "key": slurm.ca_bundle_secret_ref.key,
         }
     spec: dict[str, Any] = {
         "command": kmeans_command(p, manifest_uri),

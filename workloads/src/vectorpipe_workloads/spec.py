@@ -151,6 +151,26 @@ class WorkersSpec(ResourcesSpec):
     replicas: int = Field(default=1, ge=0, le=1000, description="Ray worker pods.")
 
 
+class SharedFilesystemSpec(SpecModel):
+    """A shared file system (FSx for Lustre on EKS) mounted in every Ray pod, so
+    input and output may be paths under it as well as s3:// URIs."""
+
+    claim_name: str = Field(
+        pattern=NAME_PATTERN, max_length=253, description="PersistentVolumeClaim to mount."
+    )
+    mount_path: str = Field(
+        default="/fsx", pattern=r"^/[^\s:]*$", max_length=1024, description="Where it is mounted."
+    )
+    read_only: bool = Field(default=False, description="Mount read-only (input only).")
+
+
+class TolerationSpec(SpecModel):
+    key: str | None = Field(default=None, max_length=316)
+    operator: Literal["Exists", "Equal"] = Field(default="Equal")
+    value: str | None = Field(default=None, max_length=63)
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(default=None)
+
+
 class RaySpec(SpecModel):
     image: str = Field(
         default="vectorpipe/ray-worker:0.1.0",
@@ -170,11 +190,23 @@ class RaySpec(SpecModel):
     batch_size: int = Field(
         default=65536, ge=256, le=4_194_304, description="Reads per record batch."
     )
+    shared_filesystem: SharedFilesystemSpec | None = Field(default=None)
+    node_selector: dict[str, str] = Field(
+        default_factory=dict, description="Node labels the Ray pods must run on.", max_length=32
+    )
+    tolerations: list[TolerationSpec] = Field(
+        default_factory=list, description="Taints the Ray pods tolerate.", max_length=32
+    )
 
 
 class SecretKeyRef(SpecModel):
     name: str = Field(pattern=NAME_PATTERN, max_length=253)
     key: str = Field(default="token", min_length=1, max_length=253)
+
+
+class CaBundleRef(SpecModel):
+    name: str = Field(pattern=NAME_PATTERN, max_length=253)
+    key: str = Field(default="ca.crt", min_length=1, max_length=253)
 
 
 class SlurmSpec(SpecModel):
@@ -185,6 +217,11 @@ class SlurmSpec(SpecModel):
     )
     token_secret_ref: SecretKeyRef | None = Field(
         default=None, description="Secret holding the slurmrestd JWT."
+    )
+    ca_bundle_secret_ref: CaBundleRef | None = Field(
+        default=None,
+        description="Secret holding the CA bundle that signed slurmrestd's certificate "
+        "(ParallelCluster's post-install makes a private CA).",
     )
     user: str = Field(default="vectorpipe", description="Slurm user the token belongs to.")
     partition: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
@@ -221,6 +258,11 @@ PIPELINE_RULES = cel_many(
         "|| has(self.hpc.slurm.tokenSecretRef)",
         "hpc.slurm.tokenSecretRef is required when hpc.slurm.endpoint is set",
     ),
+    (
+        "!has(self.hpc) || !has(self.hpc.slurm) || !has(self.hpc.slurm.caBundleSecretRef) "
+        "|| has(self.hpc.slurm.endpoint)",
+        "hpc.slurm.caBundleSecretRef needs hpc.slurm.endpoint",
+    ),
 )
 
 
@@ -241,6 +283,8 @@ class VectorPipelineSpec(SpecModel):
         slurm = self.hpc.slurm
         if slurm.endpoint is not None and slurm.token_secret_ref is None:
             raise ValueError("hpc.slurm.tokenSecretRef is required when hpc.slurm.endpoint is set")
+        if slurm.endpoint is None and slurm.ca_bundle_secret_ref is not None:
+            raise ValueError("hpc.slurm.caBundleSecretRef needs hpc.slurm.endpoint")
         for uri in (self.input.uri, self.output.uri):
             bucket = s3_bucket(uri)
             if self.s3.allowed_buckets and bucket is None:
