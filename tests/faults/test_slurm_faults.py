@@ -113,10 +113,11 @@ def test_node_failure_fails_with_slurms_reason_and_backoff_limit_resubmits(
     first = {n: rig.wait_phase(n, "Running")["jobId"] for n in ("doomed", "retried")}
     try:
         for job_id in first.values():
-            # Debian's Slurm requeues batch jobs on node failure (JobRequeue=1), which
-            # hides the failure from everyone; a site that wants the bridge's
-            # backoffLimit to decide sets requeue off, as here.
-            rig.slurm.run("scontrol", "update", f"jobid={job_id}", "requeue=0")
+            # Debian's Slurm requeues batch jobs on node failure (JobRequeue=1); the
+            # bridge submits with requeue off so the failure shows and backoffLimit
+            # decides. Slurm must report that back for every job.
+            shown = rig.slurm.run("scontrol", "show", "job", str(job_id)).stdout
+            assert "Requeue=0" in shown, shown
         rig.slurm.run(
             "scontrol", "update", f"nodename={rig.slurm.node_name}", "state=down",
             "reason=vectorpipe-fault-test",

@@ -292,3 +292,22 @@ def test_slurmctld_down_is_unavailable_for_both_backends(
     # slurmctld restarts from its saved state: the job is still known and ends.
     assert finished(rest, job_id, timeout=120).is_terminal
     rest.close()
+
+
+@pytest.mark.parametrize("backend", ["rest", "cli"])
+def test_requeue_choice_reaches_slurm(
+    backend: str, rest: SlurmRestClient, cli: SlurmCliClient, slurm: LocalSlurm
+) -> None:
+    """The bridge submits with requeue off; Slurm (JobRequeue=1 by default) must record it."""
+    client: SlurmClient = rest if backend == "rest" else cli
+    seen = {}
+    for requeue in (False, True):
+        job_id = client.submit(
+            job(slurm, "#!/bin/bash\nsleep 60\n", name=f"requeue-{backend}", requeue=requeue)
+        )
+        try:
+            seen[requeue] = slurm.run("scontrol", "show", "job", str(job_id)).stdout
+        finally:
+            client.cancel(job_id)
+    assert "Requeue=0" in seen[False], seen[False]
+    assert "Requeue=1" in seen[True], seen[True]

@@ -178,6 +178,7 @@ def test_request_carries_uid_in_name_and_comment_and_the_sizes() -> None:
     assert req.environment == {"A": "spec", "PATH": "/opt/bin:/usr/bin"}
     assert req.current_working_directory == "/fsx/run"
     assert (req.standard_output, req.standard_error) == ("/fsx/run/%j.out", "/fsx/run/%j.err")
+    assert req.requeue is False  # retries are the SlurmJob's backoffLimit, never Slurm's requeue
 
 
 def test_default_working_directory_applies_only_when_the_spec_has_none() -> None:

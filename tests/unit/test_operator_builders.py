@@ -178,13 +178,16 @@ def _with_spec(p: Pipeline, path: str, **changes: Any) -> Pipeline:
     return Pipeline.from_body(body)
 
 
-def test_slurmjob_carries_the_ca_bundle_that_signed_slurmrestd(s3: Pipeline) -> None:
+def test_slurmjob_carries_the_ca_bundle_and_the_retry_budget(s3: Pipeline) -> None:
     hpc = yaml.safe_load((EXAMPLES / "pipeline-s3.yaml").read_text())["spec"]["hpc"]
     hpc["slurm"]["caBundleSecretRef"] = {"name": "slurmrestd-ca"}
+    hpc["slurm"]["backoffLimit"] = 2
     p = _with_spec(s3, "pipeline-s3.yaml", hpc=hpc)
-    connection = builders.build_slurmjob(p, "s3://b/_manifest.json")["spec"]["slurm"]
-    assert connection["caBundleSecretRef"] == {"name": "slurmrestd-ca", "key": "ca.crt"}
-    SlurmJobSpec.model_validate(builders.build_slurmjob(p, "s3://b/_manifest.json")["spec"])
+    spec = builders.build_slurmjob(p, "s3://b/_manifest.json")["spec"]
+    assert spec["slurm"]["caBundleSecretRef"] == {"name": "slurmrestd-ca", "key": "ca.crt"}
+    assert spec["backoffLimit"] == 2
+    assert SlurmJobSpec.model_validate(spec).backoff_limit == 2
+    assert builders.build_slurmjob(s3, "s3://b/_manifest.json")["spec"]["backoffLimit"] == 0
 
 
 def test_ray_pods_mount_the_shared_filesystem_and_land_where_told(minimal: Pipeline) -> None:

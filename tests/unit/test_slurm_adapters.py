@@ -142,6 +142,21 @@ def test_submit_body_differences_between_versions() -> None:
         assert "script" not in bodies[v] and bodies[v]["job"]["script"] == REQUEST.script
 
 
+@pytest.mark.parametrize("version", VERSIONS)
+def test_requeue_is_sent_only_when_asked(version: str) -> None:
+    adapter = adapter_for(version)
+    assert "requeue" not in adapter.submit_body(REQUEST)["job"]
+    off = adapter.submit_body(JobRequest(script="#!/bin/sh\ntrue\n", requeue=False))["job"]
+    on = adapter.submit_body(JobRequest(script="#!/bin/sh\ntrue\n", requeue=True))["job"]
+    if version == "v0.0.38":
+        # Parsed like sbatch flags there: `requeue: false` would still turn it on
+        # (tests/slurm/test_client_live.py shows Slurm 22.05 doing so).
+        assert (off, on) == ({**off, "no_requeue": True}, {**on, "requeue": True})
+        assert "requeue" not in off and "no_requeue" not in on
+    else:
+        assert (off["requeue"], on["requeue"]) == (False, True)
+
+
 def test_environment_always_carries_path() -> None:
     body = adapter_for("v0.0.38").submit_body(JobRequest(script="#!/bin/sh\ntrue\n"))
     assert "PATH" in body["job"]["environment"]

@@ -263,6 +263,7 @@ def build_slurmjob(p: Pipeline, manifest_uri: str) -> dict[str, Any]:
         "ntasksPerNode": slurm.ntasks_per_node,
         "cpusPerTask": slurm.cpus_per_task,
         "timeLimit": slurm.time_limit,
+        "backoffLimit": slurm.backoff_limit,
         "slurm": connection,
     }
     for key, value in (

@@ -126,4 +126,5 @@ def build_request(spec: SlurmJobSpec, ident: Identity, options: ScriptOptions) -
         current_working_directory=spec.working_directory or options.default_working_directory,
         standard_output=spec.output,
         standard_error=spec.error,
+        requeue=False,
     )

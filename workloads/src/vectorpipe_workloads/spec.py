@@ -231,6 +231,13 @@ class SlurmSpec(SpecModel):
     time_limit: str = Field(default="01:00:00", pattern=TIME_LIMIT_PATTERN)
     account: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
     qos: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
+    backoff_limit: int = Field(
+        default=0,
+        ge=0,
+        le=10,
+        description="Resubmissions of the k-means job after a Slurm failure (node failure, "
+        "non-zero exit, time limit); passed to the SlurmJob.",
+    )
 
     @property
     def ranks(self) -> int:

@@ -119,6 +119,8 @@ class RestAdapter:
             job["nodes"] = self.encode_nodes(r.nodes)
         if r.time_limit is not None:
             job["time_limit"] = self.encode_number(r.time_limit)
+        if r.requeue is not None:
+            job.update(self.encode_requeue(r.requeue))
         return job
 
     def wrap_submit(self, script: str, job: Json) -> Json:
@@ -129,6 +131,9 @@ class RestAdapter:
 
     def encode_nodes(self, count: int) -> Any:
         return str(count)
+
+    def encode_requeue(self, requeue: bool) -> Json:
+        return {"requeue": requeue}
 
     def encode_number(self, value: int) -> Any:
         return {"set": True, "infinite": False, "number": value}

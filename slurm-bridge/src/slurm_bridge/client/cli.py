@@ -163,7 +163,10 @@ class SlurmCliClient:
             "--output": r.standard_output,
             "--error": r.standard_error,
         }
-        return [f"{k}={v}" for k, v in options.items() if v is not None]
+        flags = [f"{k}={v}" for k, v in options.items() if v is not None]
+        if r.requeue is not None:
+            flags.append("--requeue" if r.requeue else "--no-requeue")
+        return flags
 
     def _squeue(self, extra: Sequence[str]) -> list[JobInfo]:
         argv = ["squeue", "--json", "--states=all", *extra]

@@ -79,6 +79,10 @@ class JobRequest:
     current_working_directory: str | None = None
     standard_output: str | None = None
     standard_error: str | None = None
+    # None: the cluster's default (JobRequeue). The bridge sends False: Slurm
+    # requeueing a job after a node failure would rerun it behind the SlurmJob's
+    # back (and hide the failure); the SlurmJob's backoffLimit decides instead.
+    requeue: bool | None = None
 
     def full_environment(self) -> dict[str, str]:
         return {**DEFAULT_ENVIRONMENT, **self.environment}

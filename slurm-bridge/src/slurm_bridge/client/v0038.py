@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from slurm_bridge.client.adapter import RestAdapter
+from slurm_bridge.client.adapter import Json, RestAdapter
 
 
 class V0038(RestAdapter):
@@ -25,6 +25,11 @@ class V0038(RestAdapter):
 
     def encode_nodes(self, count: int) -> Any:
         return [count, count]
+
+    def encode_requeue(self, requeue: bool) -> Json:
+        # v0.0.38 reads job fields like sbatch options: `requeue` is a flag that
+        # turns requeueing on whatever its value, `no_requeue` turns it off.
+        return {"requeue": True} if requeue else {"no_requeue": True}
 
     def encode_number(self, value: int) -> Any:
         return value
