@@ -6,8 +6,10 @@ the controller-manager's volume binder binds the claim to the volume: no CSI
 driver is needed for that, only for mounting. The FSx shell pod passes the
 `restricted` Pod Security level. The chart rendered with values-eks.yaml puts
 the IRSA role on the operator's ServiceAccount, none on the slurm-bridge's, and
-every object it renders is accepted by the API server; the CA patch applies to
-its slurm-bridge Deployment; the walkthrough's pipeline is admitted by the CRD.
+every object it renders is accepted by the API server. The walkthrough's
+pipeline is admitted by the CRD with its CA bundle, FSx claim and node selector,
+and the SlurmJob the operator builds from it is admitted by the SlurmJob CRD
+with the CA bundle reference passed on.
 """
 
 from __future__ import annotations
@@ -158,45 +160,40 @@ def test_walkthrough_pipeline_is_admitted_by_the_crd(
     admitted = json.loads(res.stdout)
     assert admitted["spec"]["ray"]["serviceAccountName"] == "vectorpipe-ray"
     assert admitted["spec"]["s3"]["allowedBuckets"] == [env["INPUT_BUCKET"], env["OUTPUT_BUCKET"]]
+    slurm = admitted["spec"]["hpc"]["slurm"]
+    assert slurm["caBundleSecretRef"] == {"name": "slurm-jwt", "key": "ca.crt"}
+    assert admitted["spec"]["ray"]["sharedFilesystem"] == {
+        "claimName": "vectorpipe-fsx",
+        "mountPath": "/fsx",
+        "readOnly": True,
+    }
+    assert admitted["spec"]["ray"]["nodeSelector"] == {"vectorpipe.io/pool": "ray-workers"}
+    # What the operator makes of it: the RayJob's pods carry the mount and the
+    # selector, the SlurmJob the CA reference, and the SlurmJob CRD admits it.
+    from vectorpipe_operator.builders import build_rayjob, build_slurmjob
+    from vectorpipe_operator.resources import Pipeline
 
-
-def test_ca_patch_applies_to_the_charts_slurm_bridge_deployment(
-    k8s: ControlPlane,
-    namespace: str,
-    tmp_path: Path,
-) -> None:
-    env = {**example_env(), "PIPELINE_NAMESPACE": namespace}
-    docs = helm_template(k8s, rendered(tmp_path, "values-eks.yaml", env, EKS), namespace)
-    (bridge,) = [
-        d
-        for d in docs
-        if d["kind"] == "Deployment" and d["metadata"]["name"] == "vectorpipe-slurm-bridge"
+    pipeline_obj = Pipeline.from_body(
+        {**admitted, "metadata": {**admitted["metadata"], "uid": "u1"}}
+    )
+    cluster = build_rayjob(pipeline_obj)["spec"]["rayClusterSpec"]
+    pods = [cluster["headGroupSpec"]["template"]["spec"]] + [
+        g["template"]["spec"] for g in cluster["workerGroupSpecs"]
     ]
-    k8s.kubectl("apply", "-f", "-", input=json.dumps(bridge))
-    # The exact command of docs/eks.md, step 9.
-    k8s.kubectl(
-        "-n",
-        namespace,
-        "patch",
-        "deployment",
-        "vectorpipe-slurm-bridge",
-        "--type",
-        "json",
-        "--patch-file",
-        str(EKS / "slurm-bridge-ca-patch.yaml"),
+    for pod in pods:
+        assert pod["nodeSelector"] == {"vectorpipe.io/pool": "ray-workers"}
+        claims = [
+            v["persistentVolumeClaim"]["claimName"]
+            for v in pod["volumes"]
+            if "persistentVolumeClaim" in v
+        ]
+        assert claims == ["vectorpipe-fsx"]
+        assert "/fsx" in {m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
+    slurmjob = build_slurmjob(pipeline_obj, f"{admitted['spec']['output']['uri']}_manifest.json")
+    slurmjob["metadata"].pop("ownerReferences", None)  # no such pipeline object to own it
+    res = k8s.kubectl(
+        "apply", "--dry-run=server", "-f", "-", "-o", "json", input=json.dumps(slurmjob)
     )
-    live = json.loads(
-        k8s.kubectl(
-            "-n", namespace, "get", "deployment", "vectorpipe-slurm-bridge", "-o", "json"
-        ).stdout
-    )
-    pod = live["spec"]["template"]["spec"]
-    (container,) = pod["containers"]
-    volumes = {v["name"]: v for v in pod["volumes"]}
-    assert volumes["slurmrestd-ca"]["secret"]["secretName"] == "slurmrestd-ca"
-    assert "tmp" in volumes, "the chart's own volumes stay"
-    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
-    assert mounts["slurmrestd-ca"] == "/etc/vectorpipe/slurmrestd-ca"
-    env_vars = {e["name"]: e.get("value") for e in container["env"]}
-    assert env_vars["SSL_CERT_FILE"] == "/etc/vectorpipe/slurmrestd-ca/ca.crt"
-    assert env_vars["HOME"] == "/tmp"
+    connection = json.loads(res.stdout)["spec"]["slurm"]
+    assert connection["caBundleSecretRef"] == {"name": "slurm-jwt", "key": "ca.crt"}
+    assert connection["endpoint"] == env["SLURM_ENDPOINT"]

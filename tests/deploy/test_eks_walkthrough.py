@@ -3,7 +3,9 @@
 The walkthrough names only files that exist, the README links it, and the
 pipeline it submits (charts/deploy/eks/pipeline-eks.yaml) is a valid
 VectorPipeline whose S3 URIs the Ray and operator roles cover, whose Slurm
-settings match the chart values and the ParallelCluster config.
+settings (CA bundle included) match the chart values, the token Secret of the
+walkthrough and the ParallelCluster config, and whose Ray pods land on the
+ray-workers node group with the FSx claim mounted.
 """
 
 from __future__ import annotations
@@ -54,10 +56,47 @@ def test_walkthrough_pipeline_fits_the_roles_the_chart_and_the_cluster() -> None
     pcluster = yaml.safe_load(
         (ROOT / "slurm-bridge" / "parallelcluster" / "cluster-config.yaml").read_text()
     )
+    # slurmrestd's private CA: the key step 8 puts into the token Secret, a
+    # Secret the chart lets the bridge read.
+    ca = slurm.ca_bundle_secret_ref
+    assert ca is not None, "the SlurmJobs would not trust the head node's certificate"
+    assert (ca.name, ca.key) == (values["slurm"]["caBundle"]["secretName"], "ca.crt")
+    assert ca.key == values["slurm"]["caBundle"]["key"]
+    step8 = DOC.read_text().split("## 8.")[1].split("## 9.")[0]
+    assert f"create secret generic {ca.name} " in step8
+    assert f"--from-literal={ca.key}=" in step8
     queues = {q["Name"] for q in pcluster["Scheduling"]["SlurmQueues"]}
     assert slurm.partition in queues
     head_args = pcluster["HeadNode"]["CustomActions"]["OnNodeConfigured"]["Args"]
     assert head_args[head_args.index("--user") + 1] == slurm.user
+
+
+def test_walkthrough_pipeline_runs_ray_on_the_ray_workers_with_fsx() -> None:
+    from vectorpipe_workloads.spec import PipelineDocument
+
+    (doc,) = render_yaml_docs(EKS / "pipeline-eks.yaml", ENV)
+    ray = PipelineDocument.model_validate(doc).spec.ray
+    (cluster,) = render_yaml_docs(EKS / "cluster.yaml", ENV)
+    groups = {g["name"]: g for g in cluster["managedNodeGroups"]}
+    labels = groups["ray-workers"]["labels"]
+    assert ray.node_selector and ray.node_selector.items() <= labels.items()
+    assert not any(
+        ray.node_selector.items() <= g.get("labels", {}).items()
+        for name, g in groups.items()
+        if name != "ray-workers"
+    )
+    # The FSx start-up taint keeps pods off a node until the driver can mount;
+    # tolerating it would defeat that.
+    taints = {t["key"] for t in groups["ray-workers"]["taints"]}
+    assert not {t.key for t in ray.tolerations} & taints
+    fs = ray.shared_filesystem
+    assert fs is not None
+    (claim,) = render_yaml_docs(EKS / "fsx" / "persistentvolumeclaim.yaml", ENV)
+    assert fs.claim_name == claim["metadata"]["name"]
+    assert claim["metadata"]["namespace"] == doc["metadata"]["namespace"]
+    (shell,) = render_yaml_docs(EKS / "fsx" / "fsx-shell.yaml", ENV)
+    mounts = {m["name"]: m["mountPath"] for m in shell["spec"]["containers"][0]["volumeMounts"]}
+    assert fs.mount_path == mounts["fsx"]
 
 
 def test_walkthrough_names_only_files_that_exist() -> None:

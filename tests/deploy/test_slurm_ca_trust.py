@@ -1,15 +1,18 @@
-"""The slurm-bridge CA workaround of docs/eks.md works with the bridge's own client.
+"""The slurm-bridge trusts slurmrestd's private CA for the walkthrough pipeline's SlurmJob.
 
-A VectorPipeline cannot name slurmrestd's CA, so charts/deploy/eks/
-slurm-bridge-ca-patch.yaml mounts the CA into the bridge and points
-SSL_CERT_FILE at it. These tests start a TLS server on loopback with a
-certificate from a private CA (as post-install.sh makes on the head node) and
-show that `SlurmRestClient` with default verification refuses it, and accepts it
-once SSL_CERT_FILE names that CA, at the path the patch mounts it.
+ParallelCluster's post-install signs slurmrestd's certificate with a private
+CA; docs/eks.md, step 8, puts it into the token Secret (key ca.crt) and
+charts/deploy/eks/pipeline-eks.yaml names it in spec.hpc.slurm.caBundleSecretRef.
+These tests start a TLS server on loopback with a certificate from a fresh
+private CA and show that the bridge's client with default verification refuses
+it, and that the bridge's `Clients`, handed the SlurmJob the operator builds
+from the walkthrough pipeline and reading that Secret from a real
+kube-apiserver, trusts it; the same SlurmJob without the reference is refused.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime
 import ipaddress
 import json
@@ -20,7 +23,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -28,7 +30,8 @@ from cryptography.x509.oid import NameOID
 
 from slurm_bridge.client.rest import SlurmRestClient
 from slurm_bridge.errors import SlurmUnavailable
-from tests.deploy.support import EKS
+from tests.deploy.support import EKS, example_env, render_yaml_docs
+from tests.k8s.controlplane import ControlPlane
 
 OPENAPI = {
     "openapi": "3.0.2",
@@ -122,21 +125,62 @@ def test_bridge_client_refuses_a_private_ca_by_default(
         client.detect_version()
 
 
-def test_bridge_client_trusts_the_ca_that_ssl_cert_file_names(
-    tls_server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+def _jwt(lifetime: int = 3600) -> str:
+    """An unsigned token shaped like slurmrestd's: the bridge checks only `exp`."""
+
+    def part(obj: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+
+    exp = int(datetime.datetime.now(datetime.UTC).timestamp()) + lifetime
+    return f"{part({'alg': 'HS256', 'typ': 'JWT'})}.{part({'exp': exp, 'sun': 'vectorpipe'})}.sig"
+
+
+@pytest.mark.k8s
+def test_bridge_trusts_the_ca_the_walkthrough_pipeline_names(
+    k8s: ControlPlane,
+    namespace: str,
+    tls_server: tuple[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from kubernetes import config
+
+    from slurm_bridge.clients import Clients
+    from slurm_bridge.k8s import Kube
+    from slurm_bridge.options import Options
+    from slurm_bridge.spec import SlurmJobSpec
+    from vectorpipe_operator.builders import build_slurmjob
+    from vectorpipe_operator.resources import Pipeline
+
     url, ca_file = tls_server
-    monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
-    with _client(url) as client:
-        assert client.detect_version() == "v0.0.42"
-
-
-def test_patch_points_ssl_cert_file_at_the_mounted_ca() -> None:
-    ops = yaml.safe_load((EKS / "slurm-bridge-ca-patch.yaml").read_text())
-    (volume,) = [o["value"] for o in ops if o["path"].endswith("/volumes/-")]
-    (mount,) = [o["value"] for o in ops if o["path"].endswith("/volumeMounts/-")]
-    (env,) = [o["value"] for o in ops if o["path"].endswith("/env/-")]
-    assert all(o["op"] == "add" for o in ops)
-    assert mount["name"] == volume["name"] and mount["readOnly"] is True
-    (item,) = volume["secret"]["items"]
-    assert env == {"name": "SSL_CERT_FILE", "value": f"{mount['mountPath']}/{item['path']}"}
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    env = {**example_env(), "PIPELINE_NAMESPACE": namespace, "SLURM_ENDPOINT": url}
+    (doc,) = render_yaml_docs(EKS / "pipeline-eks.yaml", env)
+    doc["metadata"]["uid"] = "u1"
+    pipeline = Pipeline.from_body(doc)
+    slurmjob = build_slurmjob(pipeline, f"{pipeline.spec.output.uri}_manifest.json")
+    connection = SlurmJobSpec.model_validate(slurmjob["spec"]).slurm
+    assert connection.ca_bundle_secret_ref is not None
+    # The Secret as step 8 makes it: `$(jq -r .ca_crt ...)` drops the final newline.
+    ca_pem = ca_file.read_text().rstrip("\n")
+    k8s.kubectl(
+        "-n",
+        namespace,
+        "create",
+        "secret",
+        "generic",
+        connection.ca_bundle_secret_ref.name,
+        f"--from-literal=token={_jwt()}",
+        f"--from-literal={connection.ca_bundle_secret_ref.key}={ca_pem}",
+    )
+    api_client = config.new_client_from_config(config_file=str(k8s.kubeconfig))
+    clients = Clients(Kube(api_client), Options())
+    try:
+        assert clients.for_connection(namespace, connection).detect_version() == "v0.0.42"
+        # Without the reference the bridge falls back to the system CAs: refused.
+        bare = connection.model_copy(update={"ca_bundle_secret_ref": None})
+        with pytest.raises(SlurmUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
+            clients.for_connection(namespace, bare).detect_version()
+    finally:
+        clients.close()
+        api_client.close()
