@@ -153,7 +153,7 @@ EOF
   find "$root/usr/share/doc" -mindepth 1 -type d -empty -delete 2>/dev/null || true
   rm -rf "$root"/usr/share/man/* "$root"/usr/share/info/* "$root"/usr/share/locale/* \
     "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/var/cache/apt/archives/*.deb \
-    "$root"/var/log/* "$root"/tmp/* "$root"/dev/* "$root"/etc/resolv.conf "$root"/etc/hostname
+    "${root:?}"/var/log/* "${root:?}"/tmp/* "${root:?}"/dev/* "$root"/etc/resolv.conf "$root"/etc/hostname
   : >"$root/etc/machine-id"
   log "tar the root filesystem ($(du -sh "$root" | cut -f1))"
   tar --numeric-owner --xattrs -C "$root" -czf "$TARBALL.part" .

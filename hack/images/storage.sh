@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # BUILDAH is used by the scripts that source this
 # Sourced by base.sh and build.sh: sets BUILDAH, the buildah command line that
 # names VectorPipe's own image store.
 #
