@@ -11,11 +11,10 @@ resumes every existing pipeline at start, which fills it).
 from __future__ import annotations
 
 import functools
-import threading
-from collections import Counter as Tally
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
+from slurm_bridge.runtime import PhaseGauge
 from vectorpipe_operator.resources import PHASES
 
 
@@ -40,10 +39,7 @@ class Metrics:
             ["phase"],
             registry=self.registry,
         )
-        self._phases: dict[tuple[str, str], str] = {}
-        self._lock = threading.Lock()
-        for phase in PHASES:
-            self.pipelines.labels(phase=phase).set(0)
+        self._by_phase = PhaseGauge(self.pipelines, PHASES)
 
     def reconciled(self, trigger: str, result: str) -> None:
         self.reconciles.labels(trigger=trigger, result=result).inc()
@@ -53,14 +49,7 @@ class Metrics:
 
     def set_phase(self, namespace: str, name: str, phase: str | None) -> None:
         """Record a pipeline's phase (None: it is gone) and refresh the gauge."""
-        with self._lock:
-            if phase is None:
-                self._phases.pop((namespace, name), None)
-            else:
-                self._phases[(namespace, name)] = phase
-            counts = Tally(self._phases.values())
-            for p in PHASES:
-                self.pipelines.labels(phase=p).set(counts.get(p, 0))
+        self._by_phase.set(namespace, name, phase)
 
     def serve(self, port: int, addr: str = "0.0.0.0") -> None:
         start_http_server(port, addr=addr, registry=self.registry)

@@ -13,20 +13,15 @@ NAME` is given. Every other flag has an environment twin named
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 
 import kopf
 
+from slurm_bridge import runtime
 from slurm_bridge.options import Options, parse_env_pairs
 
 NAMESPACES_ENV = "SLURM_BRIDGE_NAMESPACES"
-LOG_FORMATS = {
-    "plain": kopf.LogFormat.PLAIN,
-    "full": kopf.LogFormat.FULL,
-    "json": kopf.LogFormat.JSON,
-}
 
 
 def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, Options]:
@@ -36,14 +31,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, O
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    scope = p.add_mutually_exclusive_group()
-    scope.add_argument(
-        "-n", "--namespace", action="append", default=[], help="watch this namespace (repeatable)"
-    )
-    scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch all (default)")
-    p.add_argument("--liveness", default="http://0.0.0.0:8080/healthz", help="'' to disable")
-    p.add_argument("--metrics-port", type=int, default=9090, help="0 to disable")
-    p.add_argument("--metrics-addr", default="0.0.0.0")
+    runtime.add_scope_args(p)
     p.add_argument(
         "--poll-interval",
         type=float,
@@ -91,16 +79,9 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, O
         default=d.default_working_directory,
         help="working directory of jobs whose spec sets none",
     )
-    p.add_argument("--log-format", choices=sorted(LOG_FORMATS), default="full")
-    p.add_argument("--peering", default=None, help="Kopf peering name (default: standalone)")
-    level = p.add_mutually_exclusive_group()
-    level.add_argument("-v", "--verbose", action="store_true")
-    level.add_argument("-q", "--quiet", action="store_true")
-    level.add_argument("--debug", action="store_true")
+    runtime.add_logging_args(p)
     args = p.parse_args(argv)
-    if not args.namespace and not args.all_namespaces:
-        env = os.environ.get(NAMESPACES_ENV, "")
-        args.namespace = [ns.strip() for ns in env.split(",") if ns.strip()]
+    runtime.resolve_namespaces(args, NAMESPACES_ENV)
     try:
         job_env = {**d.job_environment, **parse_env_pairs(args.job_env)}
     except ValueError as e:
@@ -125,23 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     registry = kopf.OperatorRegistry()
     register(registry, options)
-    kopf.configure(
-        debug=args.debug,
-        verbose=args.verbose,
-        quiet=args.quiet,
-        log_format=LOG_FORMATS[args.log_format],
-    )
-    kopf.run(
-        registry=registry,
-        clusterwide=not args.namespace,
-        namespaces=args.namespace,
-        liveness_endpoint=args.liveness or None,
-        standalone=args.peering is None,
-        peering_name=args.peering,
-        memo=kopf.Memo(
-            options=options, metrics_port=args.metrics_port, metrics_addr=args.metrics_addr
-        ),
-    )
+    runtime.run(registry, args, kopf.Memo(options=options))
     return 0
 
 

@@ -17,11 +17,10 @@ would print the slurmrestd token.
 from __future__ import annotations
 
 import logging
-import os
 
 import kopf
 
-from slurm_bridge import k8s
+from slurm_bridge import k8s, runtime
 from slurm_bridge.clients import Clients
 from slurm_bridge.context import MEMO_KEY, Bridge
 from slurm_bridge.finalize import FINALIZER
@@ -36,44 +35,27 @@ METRICS_ADDR_ENV = "SLURM_BRIDGE_METRICS_ADDR"
 
 
 def configure(settings: kopf.OperatorSettings) -> None:
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
-        prefix=PERSISTENCE_PREFIX, touch_key=TOUCH_KEY
+    runtime.configure_settings(
+        settings,
+        prefix=PERSISTENCE_PREFIX,
+        diffbase_key=DIFFBASE_KEY,
+        touch_key=TOUCH_KEY,
+        finalizer=FINALIZER,
+        posting_level=logging.CRITICAL,
+        max_workers=16,
     )
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=PERSISTENCE_PREFIX, key=DIFFBASE_KEY
-    )
-    settings.persistence.finalizer = FINALIZER
-    settings.posting.level = logging.CRITICAL
-    settings.watching.server_timeout = 300
-    settings.watching.client_timeout = 330
-    settings.watching.connect_timeout = 10
-    settings.networking.connect_timeout = 10
-    settings.networking.request_timeout = 60
-    settings.networking.error_backoffs = [1, 2, 4, 8, 16, 30]
-    settings.execution.max_workers = 16
-
-
-def quiet_clients() -> None:
-    """Keep HTTP clients' debug logs out even under ``--verbose``/``--debug``.
-
-    The kubernetes client logs every response body at DEBUG, which for a Secret
-    read is the slurmrestd token; httpx logs request headers (X-SLURM-USER-TOKEN).
-    """
-    for name in ("kubernetes", "urllib3", "httpx", "httpcore"):
-        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def start(settings: kopf.OperatorSettings, memo: kopf.Memo) -> None:
     configure(settings)
-    quiet_clients()
+    runtime.quiet_http_loggers()
     k8s.load_config()
     options = memo.get("options")
     if not isinstance(options, Options):
         options = Options.from_env()
     memo[MEMO_KEY] = Bridge(k8s.kube(), Clients(k8s.kube(), options), options, metrics())
-    port = int(memo.get("metrics_port") or os.environ.get(METRICS_PORT_ENV) or 0)
+    port, addr = runtime.metrics_endpoint(memo, METRICS_PORT_ENV, METRICS_ADDR_ENV)
     if port > 0:
-        addr = str(memo.get("metrics_addr") or os.environ.get(METRICS_ADDR_ENV) or "0.0.0.0")
         metrics().serve(port, addr)
 
 

@@ -10,12 +10,11 @@ resumes every existing SlurmJob at start-up, which fills it.
 from __future__ import annotations
 
 import functools
-import threading
-from collections import Counter as Tally
 from typing import get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
+from slurm_bridge.runtime import PhaseGauge
 from slurm_bridge.spec import SlurmJobPhase
 
 PHASES: tuple[str, ...] = get_args(SlurmJobPhase)
@@ -51,24 +50,14 @@ class Metrics:
         self.jobs = Gauge(
             "slurm_bridge_slurmjobs", "SlurmJobs by phase.", ["phase"], registry=self.registry
         )
-        self._phases: dict[tuple[str, str], str] = {}
-        self._lock = threading.Lock()
-        for phase in PHASES:
-            self.jobs.labels(phase=phase).set(0)
+        self._by_phase = PhaseGauge(self.jobs, PHASES)
 
     def error(self, reason: str) -> None:
         self.errors.labels(reason=reason).inc()
 
     def set_phase(self, namespace: str, name: str, phase: str | None) -> None:
         """Record a SlurmJob's phase (None: it is gone) and refresh the gauge."""
-        with self._lock:
-            if phase is None:
-                self._phases.pop((namespace, name), None)
-            else:
-                self._phases[(namespace, name)] = phase
-            counts = Tally(self._phases.values())
-            for p in PHASES:
-                self.jobs.labels(phase=p).set(counts.get(p, 0))
+        self._by_phase.set(namespace, name, phase)
 
     def serve(self, port: int, addr: str = "0.0.0.0") -> None:
         start_http_server(port, addr=addr, registry=self.registry)
