@@ -148,6 +148,40 @@ def test_chart_with_eks_values_wires_irsa_to_the_operator_only(
     k8s.kubectl("apply", "--dry-run=server", "-f", str(manifest))
 
 
+def test_install_notes_show_the_slurm_block_of_the_walkthrough_pipeline(
+    k8s: ControlPlane,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    from vectorpipe_workloads.spec import PipelineDocument, SlurmSpec
+
+    env = {**example_env(), "PIPELINE_NAMESPACE": namespace}
+    values = rendered(tmp_path, "values-eks.yaml", env, EKS)
+    # A client-side dry run renders NOTES.txt (helm template does not) and installs nothing.
+    out = k8s.helm(
+        "install",
+        "vectorpipe",
+        str(CHART),
+        "-n",
+        namespace,
+        "--dry-run=client",
+        "-f",
+        str(values),
+        "-o",
+        "json",
+    ).stdout
+    notes = json.loads(out)["info"]["notes"]
+    block = notes.split("\n\n  spec:\n", 1)[1].split("\n\n", 1)[0]
+    printed = yaml.safe_load("spec:\n" + block)
+    # The field names NOTES prints are the spec's own (unknown fields are refused).
+    slurm = SlurmSpec.model_validate(printed["spec"]["hpc"]["slurm"])
+    assert slurm.ca_bundle_secret_ref is not None
+    (doc,) = yaml.safe_load_all(rendered(tmp_path, "pipeline-eks.yaml", env, EKS).read_text())
+    walkthrough = PipelineDocument.model_validate(doc).spec.hpc.slurm
+    for field in ("endpoint", "token_secret_ref", "ca_bundle_secret_ref", "user"):
+        assert getattr(slurm, field) == getattr(walkthrough, field), field
+
+
 def test_walkthrough_pipeline_is_admitted_by_the_crd(
     k8s: ControlPlane,
     namespace: str,
