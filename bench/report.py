@@ -108,7 +108,7 @@ def plots(r: Json, directory: Path) -> dict[str, str]:
     ax.set_yticks(list(ys), labels, fontsize=7)
     ax.set_xlabel("ARI against the true genome (higher is better)")
     ax.invert_yaxis()
-    ax.legend(frameon=False)
+    ax.legend(frameon=False, loc="lower right")
     _save(fig, directory / "quality.png")
     out["quality"] = "quality.png"
     return out
