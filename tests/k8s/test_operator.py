@@ -14,9 +14,7 @@ import json
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ import pytest
 import yaml
 
 from tests.k8s.controlplane import ControlPlane, free_ports
+from tests.k8s.processes import ControllerProcess, http_ok
 from vectorpipe_operator.builders import build_rayjob
 from vectorpipe_operator.resources import Pipeline
 from vectorpipe_workloads.manifest import Manifest, ShardInfo, write_manifest
@@ -43,36 +42,7 @@ def crds(k8s: ControlPlane) -> ControlPlane:
     return k8s
 
 
-@dataclass
-class Operator:
-    proc: subprocess.Popen[bytes]
-    log: Path
-    liveness: str
-    metrics_url: str
-
-    def metrics(self) -> str:
-        with urllib.request.urlopen(self.metrics_url, timeout=5) as r:
-            return str(r.read().decode())
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-
-    def tail(self, lines: int = 60) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as r:
-            return bool(r.status == 200)
-    except OSError:
-        return False
+Operator = ControllerProcess
 
 
 def start_operator(k8s: ControlPlane, namespace: str, log: Path) -> Operator:
@@ -89,7 +59,7 @@ def start_operator(k8s: ControlPlane, namespace: str, log: Path) -> Operator:
         proc = subprocess.Popen(cmd, env=k8s.env, stdout=out, stderr=subprocess.STDOUT)
     op = Operator(proc, log, liveness, f"http://127.0.0.1:{metrics_port}/metrics")
     deadline = time.monotonic() + WAIT
-    while not _http_ok(liveness):
+    while not http_ok(liveness):
         if proc.poll() is not None or time.monotonic() > deadline:
             op.stop()
             raise AssertionError(f"operator did not become live:\n{op.tail()}")

@@ -18,9 +18,7 @@ import json
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +29,7 @@ from slurm_bridge.finalize import FINALIZER, SKIP_CANCEL_ANNOTATION
 from slurm_bridge.options import CRASH_AFTER_SUBMIT_ENV, CRASH_EXIT_CODE
 from slurm_bridge.script import job_key
 from tests.k8s.controlplane import ControlPlane, free_ports
+from tests.k8s.processes import ControllerProcess, http_ok
 from tests.services.slurm import LocalSlurm
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slurm]
@@ -55,40 +54,7 @@ def rest(slurm: LocalSlurm) -> Iterator[SlurmRestClient]:
 
 
 # -- the bridge process ---------------------------------------------------------------------
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as r:
-            return bool(r.status == 200)
-    except OSError:
-        return False
-
-
-@dataclass
-class Bridge:
-    proc: subprocess.Popen[bytes]
-    log: Path
-    liveness: str
-    metrics_url: str
-
-    def metrics(self) -> str:
-        with urllib.request.urlopen(self.metrics_url, timeout=5) as r:
-            return str(r.read().decode())
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-
-    def kill(self) -> None:
-        self.proc.kill()
-        self.proc.wait(10)
-
-    def tail(self, lines: int = 80) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+Bridge = ControllerProcess
 
 
 class Rig:
@@ -120,7 +86,7 @@ class Rig:
         bridge = Bridge(proc, log, liveness, f"http://127.0.0.1:{metrics_port}/metrics")
         self.bridges.append(bridge)
         deadline = time.monotonic() + WAIT
-        while wait_live and not _http_ok(liveness):
+        while wait_live and not http_ok(liveness):
             if proc.poll() is not None or time.monotonic() > deadline:
                 bridge.stop()
                 raise AssertionError(f"the bridge did not become live:\n{bridge.tail()}")

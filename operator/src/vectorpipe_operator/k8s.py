@@ -16,15 +16,14 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
-import kopf
 import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from slurm_bridge import runtime
 from vectorpipe_operator.errors import InvalidStateError, ReconcileError, TransientError
 from vectorpipe_operator.resources import (
     GROUP,
@@ -38,8 +37,6 @@ from vectorpipe_operator.resources import (
     VERSION,
     owned_by,
 )
-
-log = logging.getLogger(__name__)
 
 # (connect, read) seconds for every request: a hung API server must turn into
 # a TransientError, not a handler stuck until Kopf's own timeout.
@@ -231,14 +228,7 @@ class Kube:
             raise
 
     def post_event(self, body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
-        """Queue an Event on `body` through Kopf's poster (retried, rate-limited by Kopf)."""
-        try:
-            kopf.event(
-                cast(kopf.Body, dict(body)), type=type_, reason=reason, message=message[:1024]
-            )
-        except LookupError:
-            # Outside a running operator (scripts, unit tests) there is no poster.
-            log.info("event %s %s: %s", type_, reason, message)
+        runtime.post_event(body, type_, reason, message)
 
 
 @functools.cache

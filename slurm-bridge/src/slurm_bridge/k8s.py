@@ -16,19 +16,16 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
-import logging
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
-import kopf
 import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from slurm_bridge import runtime
 from slurm_bridge.bridge_errors import TransientError
 from slurm_bridge.spec import API_GROUP, API_VERSION, PLURAL
-
-log = logging.getLogger(__name__)
 
 # (connect, read) seconds: a hung API server becomes a TransientError, not a stuck pass.
 REQUEST_TIMEOUT = (5.0, 30.0)
@@ -146,14 +143,7 @@ class Kube:
 
     # -- events ----------------------------------------------------------------------------------
     def post_event(self, body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
-        """Queue an Event on `body` through Kopf's poster (retried and rate-limited by Kopf)."""
-        try:
-            kopf.event(
-                cast(kopf.Body, dict(body)), type=type_, reason=reason, message=message[:1024]
-            )
-        except LookupError:
-            # Outside a running operator (scripts, unit tests) there is no poster.
-            log.info("event %s %s: %s", type_, reason, message)
+        runtime.post_event(body, type_, reason, message)
 
 
 @functools.cache

@@ -18,10 +18,13 @@ import logging
 import os
 import threading
 from collections import Counter as Tally
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
 import kopf
 from prometheus_client import Gauge
+
+log = logging.getLogger(__name__)
 
 LOG_FORMATS = {
     "plain": kopf.LogFormat.PLAIN,
@@ -120,6 +123,15 @@ def metrics_endpoint(memo: kopf.Memo, port_env: str, addr_env: str) -> tuple[int
     port = int(memo.get("metrics_port") or os.environ.get(port_env) or 0)
     addr = str(memo.get("metrics_addr") or os.environ.get(addr_env) or "0.0.0.0")
     return port, addr
+
+
+def post_event(body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+    """Queue an Event on `body` through Kopf's poster (retried and rate-limited by Kopf)."""
+    try:
+        kopf.event(cast(kopf.Body, dict(body)), type=type_, reason=reason, message=message[:1024])
+    except LookupError:
+        # Outside a running operator (scripts, unit tests) there is no poster.
+        log.info("event %s %s: %s", type_, reason, message)
 
 
 def quiet_http_loggers() -> None:
