@@ -25,7 +25,7 @@ def brute_force(X: np.ndarray, C: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("k", [1, 3, 4, 7, 9])
-@pytest.mark.parametrize("method", ["fused", "gemm"])
+@pytest.mark.parametrize("method", ["hamerly", "fused", "gemm"])
 def test_assignment_equals_brute_force(k: int, method: core.Method) -> None:
     rng = np.random.default_rng(k)
     X = rng.normal(size=(3001, 19)).astype(np.float32)

@@ -84,7 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="threads per rank; 0: the rank's CPUs divided among the ranks on its node",
     )
-    p.add_argument("--method", choices=["fused", "gemm"], default="fused", help=argparse.SUPPRESS)
+    p.add_argument(
+        "--method", choices=["hamerly", "fused", "gemm"], default="hamerly", help=argparse.SUPPRESS
+    )
     return p
 
 

@@ -25,10 +25,12 @@ from typing import Any, Literal, Protocol, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from vectorpipe_workloads.kmeans import kernels
+from vectorpipe_workloads.kmeans import hamerly, kernels
 from vectorpipe_workloads.kmeans.kernels import F32, F64, I32, I64
 
-Method = Literal["fused", "gemm"]
+# "hamerly" skips rows that bounds prove cannot move (same labels as "fused");
+# "fused" and "gemm" are plain Lloyd, kept for reference and benchmarks.
+Method = Literal["hamerly", "fused", "gemm"]
 T = TypeVar("T")
 
 BLOCK_ROWS = 65536
@@ -95,7 +97,7 @@ class Engine:
     """
 
     def __init__(
-        self, X: F32, threads: int = 1, method: Method = "fused", block_rows: int = BLOCK_ROWS
+        self, X: F32, threads: int = 1, method: Method = "hamerly", block_rows: int = BLOCK_ROWS
     ) -> None:
         if X.ndim != 2 or X.dtype != np.float32 or not X.flags.c_contiguous:
             raise ValueError("Engine needs a C-contiguous (n, d) float32 matrix")
@@ -105,8 +107,17 @@ class Engine:
         self.method = method
         self.block_rows = max(1, block_rows)
         self.xnorm: F32 | None = None  # set by moments(), which sweep() calls if needed
+        self.xsq = np.zeros(self.n)  # the same norms in float64, for Hamerly's inertia
         self.labels = np.full(self.n, -1, np.int32)
-        self.dist = np.zeros(self.n, np.float32)
+        self._dist = np.zeros(self.n, np.float32)
+        # Hamerly's state: the bounds, per-block Σ||x||² and the centroids the
+        # bounds refer to; dist is refreshed on demand when rows were skipped.
+        self._upper = np.zeros(self.n)
+        self._lower = np.zeros(self.n)
+        self._nsq = np.zeros((0, 0))
+        self._last: F32 | None = None
+        self._dist_stale = False
+        self.scanned = 0  # rows fully scanned by the last sweep
         # Per-block sums and counts of the rows under their current labels; the
         # fused kernel updates them in place as rows change cluster.
         self._sums = np.zeros((0, 0, self.dim))
@@ -152,6 +163,7 @@ class Engine:
 
         bad = sum(self._map(work, len(blocks)))
         self.xnorm = norms.astype(np.float32)
+        self.xsq = norms
         return s1.sum(axis=0), s2.sum(axis=0), bad
 
     def sweep(self, C: F32) -> SweepResult:
@@ -163,12 +175,16 @@ class Engine:
         k = C.shape[0]
         cnorm = squared_norms(C)
         blocks = self._blocks(k * self.dim)
-        if self.method != "fused" or self._counts.shape != (len(blocks), k):
+        if self.method == "gemm" or self._counts.shape != (len(blocks), k):
             self._sums = np.zeros((len(blocks), k, self.dim))
             self._counts = np.zeros((len(blocks), k), np.int64)
+            self._nsq = np.zeros((len(blocks), k))
             self.labels.fill(-1)
         sums, counts = self._sums, self._counts
-        X, xn, lab, dist = self.X, self.xnorm, self.labels, self.dist
+        X, xn, lab, dist = self.X, self.xnorm, self.labels, self._dist
+        if self.method == "hamerly":
+            return self._bounded(C, cnorm, blocks)
+        self._dist_stale = False
 
         def fused(b: int) -> float:
             lo, hi = blocks[b]
@@ -202,6 +218,53 @@ class Engine:
             with threadpool_limits(limits=1, user_api="blas"):
                 inertia = self._map(gemm, len(blocks))
         return SweepResult(sums.sum(axis=0), counts.sum(axis=0), float(sum(inertia)))
+
+    def _bounded(self, C: F32, cnorm: F32, blocks: list[tuple[int, int]]) -> SweepResult:
+        assert self.xnorm is not None
+        prev = self._last
+        if prev is None or prev.shape != C.shape or bool((self.labels < 0).any()):
+            # No bounds yet: every row is scanned (label -1), which sets them.
+            self.labels.fill(-1)
+            self._sums.fill(0.0)
+            self._counts.fill(0)
+            self._nsq.fill(0.0)
+            prev = C
+        geometry = hamerly.centroid_geometry(prev, C)
+        X, xn, xsq, lab, dist = self.X, self.xnorm, self.xsq, self.labels, self._dist
+        up, low, sums, counts, nsq = self._upper, self._lower, self._sums, self._counts, self._nsq
+
+        def work(b: int) -> int:
+            lo, hi = blocks[b]
+            return int(
+                hamerly.bounded_sweep(
+                    X[lo:hi], xn[lo:hi], xsq[lo:hi], C, cnorm, geometry, lab[lo:hi],
+                    dist[lo:hi], up[lo:hi], low[lo:hi], sums[b], counts[b], nsq[b],
+                )
+            )  # fmt: skip
+
+        self.scanned = sum(self._map(work, len(blocks)))
+        self._last = C.copy()
+        self._dist_stale = True
+        total_sums, total_counts = sums.sum(axis=0), counts.sum(axis=0)
+        inertia = hamerly.inertia_from_sums(C, total_sums, total_counts, nsq.sum(axis=0))
+        return SweepResult(total_sums, total_counts, inertia)
+
+    @property
+    def dist(self) -> F32:
+        """Squared distance of every row to its centroid in the last sweep."""
+        if self._dist_stale and self._last is not None and self.xnorm is not None:
+            C, xn, cnorm = self._last, self.xnorm, squared_norms(self._last)
+            blocks = self._blocks(1)
+
+            def work(b: int) -> None:
+                lo, hi = blocks[b]
+                hamerly.assigned_distances(
+                    self.X[lo:hi], xn[lo:hi], C, cnorm, self.labels[lo:hi], self._dist[lo:hi]
+                )
+
+            self._map(work, len(blocks))
+            self._dist_stale = False
+        return self._dist
 
 
 def warmup(dim: int = 3) -> None:

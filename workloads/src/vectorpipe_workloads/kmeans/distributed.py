@@ -124,7 +124,7 @@ def fit(
     tol: float,
     seed: int,
     threads: int = 1,
-    method: Method = "fused",
+    method: Method = "hamerly",
     on_iteration: Callable[[core.IterationStats], None] | None = None,
 ) -> FitResult:
     """Cluster the global matrix of which this rank holds its `rank_bounds` slice.

@@ -61,68 +61,93 @@ def settle_row(
     return float(dd)
 
 
-@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, boundscheck=False)
-def fused_sweep(
-    X: F32, xnorm: F32, C: F32, cnorm: F32, labels: I32, dist: F32, sums: F64, counts: I64
-) -> float:
-    n, d = X.shape
+@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, boundscheck=False, inline="always")
+def scan_pair(
+    x: F32, y: F32, C: F32, cnorm: F32
+) -> tuple[np.float32, int, np.float32, np.float32, int, np.float32]:
+    """Best ||c||² - 2·x·c, its centroid and the second best, for rows x and y.
+
+    Every full scan (Lloyd's and Hamerly's) goes through this one function, so
+    both compute bit-identical values for a row and pick the same centroid.
+    """
+    d = x.shape[0]
     k = C.shape[0]
     k4 = k - k % 4
     two = np.float32(2.0)
-    total = 0.0
+    bx = by = sx = sy = np.float32(np.inf)
+    kx = 0
+    ky = 0
     # Two rows against four centroids at a time: eight independent dot
     # products, each loaded x or c value used twice or four times, which is
     # what keeps the FMA units busy (LLVM vectorises along j). A row's
     # arithmetic never depends on its partner, so an odd last row is paired
     # with itself and results do not depend on where blocks start.
+    for c in range(0, k4, 4):
+        c0 = C[c]
+        c1 = C[c + 1]
+        c2 = C[c + 2]
+        c3 = C[c + 3]
+        s0 = s1 = s2 = s3 = t0 = t1 = t2 = t3 = np.float32(0.0)
+        for j in range(d):
+            a = x[j]
+            b = y[j]
+            u0 = c0[j]
+            u1 = c1[j]
+            u2 = c2[j]
+            u3 = c3[j]
+            s0 += a * u0
+            s1 += a * u1
+            s2 += a * u2
+            s3 += a * u3
+            t0 += b * u0
+            t1 += b * u1
+            t2 += b * u2
+            t3 += b * u3
+        # Strict < keeps the lowest index on ties, like argmin.
+        for q, s, t in ((0, s0, t0), (1, s1, t1), (2, s2, t2), (3, s3, t3)):
+            v = cnorm[c + q] - two * s
+            if v < bx:
+                sx = bx
+                bx, kx = v, c + q
+            elif v < sx:
+                sx = v
+            v = cnorm[c + q] - two * t
+            if v < by:
+                sy = by
+                by, ky = v, c + q
+            elif v < sy:
+                sy = v
+    for c in range(k4, k):
+        cc = C[c]
+        s0 = t0 = np.float32(0.0)
+        for j in range(d):
+            s0 += x[j] * cc[j]
+            t0 += y[j] * cc[j]
+        v = cnorm[c] - two * s0
+        if v < bx:
+            sx = bx
+            bx, kx = v, c
+        elif v < sx:
+            sx = v
+        v = cnorm[c] - two * t0
+        if v < by:
+            sy = by
+            by, ky = v, c
+        elif v < sy:
+            sy = v
+    return bx, kx, sx, by, ky, sy
+
+
+@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, boundscheck=False)
+def fused_sweep(
+    X: F32, xnorm: F32, C: F32, cnorm: F32, labels: I32, dist: F32, sums: F64, counts: I64
+) -> float:
+    n = X.shape[0]
+    total = 0.0
     for i in range(0, n, 2):
         x = X[i]
         y = X[i + 1] if i + 1 < n else x
-        bx = np.float32(np.inf)
-        by = np.float32(np.inf)
-        kx = 0
-        ky = 0
-        for c in range(0, k4, 4):
-            c0 = C[c]
-            c1 = C[c + 1]
-            c2 = C[c + 2]
-            c3 = C[c + 3]
-            s0 = s1 = s2 = s3 = t0 = t1 = t2 = t3 = np.float32(0.0)
-            for j in range(d):
-                a = x[j]
-                b = y[j]
-                u0 = c0[j]
-                u1 = c1[j]
-                u2 = c2[j]
-                u3 = c3[j]
-                s0 += a * u0
-                s1 += a * u1
-                s2 += a * u2
-                s3 += a * u3
-                t0 += b * u0
-                t1 += b * u1
-                t2 += b * u2
-                t3 += b * u3
-            # Strict < keeps the lowest index on ties, like argmin.
-            for q, s, t in ((0, s0, t0), (1, s1, t1), (2, s2, t2), (3, s3, t3)):
-                v = cnorm[c + q] - two * s
-                if v < bx:
-                    bx, kx = v, c + q
-                v = cnorm[c + q] - two * t
-                if v < by:
-                    by, ky = v, c + q
-        for c in range(k4, k):
-            cc = C[c]
-            s0 = t0 = np.float32(0.0)
-            for j in range(d):
-                s0 += x[j] * cc[j]
-                t0 += y[j] * cc[j]
-            v = cnorm[c] - two * s0
-            if v < bx:
-                bx, kx = v, c
-            v = cnorm[c] - two * t0
-            if v < by:
-                by, ky = v, c
+        bx, kx, _, by, ky, _ = scan_pair(x, y, C, cnorm)
         total += settle_row(i, x, bx, kx, xnorm, labels, dist, sums, counts)
         if i + 1 < n:
             total += settle_row(i + 1, y, by, ky, xnorm, labels, dist, sums, counts)
