@@ -21,6 +21,7 @@ counts as empty when plain but is parsed when compressed.
 from __future__ import annotations
 
 import collections
+import functools
 import itertools
 import os
 import re
@@ -30,8 +31,11 @@ from typing import Any, Literal, TypeVar, cast
 
 import needletail
 import numpy as np
+import pyarrow as pa
 from numba import njit
 from numpy.typing import NDArray
+
+from vectorpipe_workloads.readers_fast import Stop, fast_batches
 
 __all__ = [
     "InputFormatError",
@@ -62,12 +66,17 @@ class ReadBatch:
 
     source: str
     first_record: int
-    ids: list[str]
+    id_array: pa.StringArray
     seq: NDArray[np.uint8]
     offsets: NDArray[np.int64]
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return len(self.id_array)
+
+    @functools.cached_property
+    def ids(self) -> list[str]:
+        """The read names as Python strings (built on first use; `id_array` is cheaper)."""
+        return cast(list[str], self.id_array.to_pylist())
 
     @property
     def lengths(self) -> NDArray[np.int64]:
@@ -100,6 +109,7 @@ _OS_ERROR = re.compile(r"\(os error (\d+)\)$")
 # Reads are decoded in sub-chunks this small so the per-read str objects are freed
 # and their memory reused while still in cache (see iter_batches).
 _CHUNK = 4096
+_COUNT_BATCH = 1 << 16
 
 
 def _is_compressed(path: StrPath) -> bool:
@@ -212,7 +222,10 @@ def _finish(
         raise InputFormatError(source, first + i, reason)
     if lower:
         seq = _upper(seq)
-    return ReadBatch(source, first, ids, seq, offsets)
+    batch = ReadBatch(source, first, pa.array(ids, pa.string()), seq, offsets)
+    # The strings exist already: seed the cached property rather than rebuild them.
+    batch.__dict__["ids"] = ids
+    return batch
 
 
 def _open(path: StrPath, source: str) -> needletail.FastxReader:
@@ -225,6 +238,18 @@ def _open(path: StrPath, source: str) -> needletail.FastxReader:
         return needletail.parse_fastx_file(os.fspath(path))
     except needletail.NeedletailError as exc:
         raise _translate(path, source, 0, exc) from exc
+
+
+def _fast_kind(path: StrPath) -> bool | None:
+    """True for gzip, False for uncompressed, None when only needletail may read it."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(6)
+    except OSError:
+        return None
+    if head.startswith(b"\x1f\x8b"):
+        return True
+    return None if _is_compressed(path) else False
 
 
 def iter_batches(
@@ -240,9 +265,56 @@ def iter_batches(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     name = os.fspath(path) if source is None else source
+    done = 0
+    gz = _fast_kind(path)
+    if gz is not None:
+        # The fast path covers well-formed plain/gzip files; from the first record it
+        # does not vouch for, needletail takes over so errors and quirks stay its own.
+        stop: Stop | None = None
+        try:
+            with open(path, "rb") as fh:
+                for got in fast_batches(fh, gz, batch_size):
+                    if isinstance(got, Stop):
+                        stop = got
+                        break
+                    yield ReadBatch(name, done + 1, *got)
+                    done += len(got[0])
+        except OSError:
+            pass  # needletail meets it again and reports it with its record number
+        else:
+            if stop is None:
+                return
+            if stop.broken:
+                _raise_broken(path, name, done + stop.pending)
+    yield from _slow_batches(path, name, batch_size, done)
+
+
+def _raise_broken(path: StrPath, name: str, ok: int) -> None:
+    """Raise needletail's error for a broken compressed stream, after `ok` good records.
+
+    needletail fails as soon as it buffers the broken part, a varying number of
+    records before it; the fast path counted every complete record before it, so
+    iter_batches and count_records agree on the number whatever the batch size.
+    """
+    try:
+        _count(path, name, 0)
+    except InputFormatError as exc:
+        raise InputFormatError(name, ok + 1 if exc.record else 0, exc.reason) from exc
+
+
+def _skip(reader: needletail.FastxReader, path: StrPath, name: str, skip: int) -> None:
+    try:
+        collections.deque(itertools.islice(reader, skip), maxlen=0)
+    except needletail.NeedletailError as exc:  # pragma: no cover - the fast path read them
+        raise _translate(path, name, skip, exc) from exc
+
+
+def _slow_batches(path: StrPath, name: str, batch_size: int, skip: int) -> Iterator[ReadBatch]:
+    """needletail's batches, starting after the first `skip` records."""
     reader = _open(path, name)
+    _skip(reader, path, name, skip)
     islice = itertools.islice
-    first = 1
+    first = skip + 1
     while True:
         ids: list[str] = []
         add_id = ids.append
@@ -280,8 +352,31 @@ def iter_batches(
 def count_records(path: StrPath, source: str | None = None) -> int:
     """Count a file's records, checking its structure but not the sequence letters."""
     name = os.fspath(path) if source is None else source
+    done = 0
+    gz = _fast_kind(path)
+    if gz is not None:
+        stop: Stop | None = None
+        try:
+            with open(path, "rb") as fh:
+                for got in fast_batches(fh, gz, _COUNT_BATCH):
+                    if isinstance(got, Stop):
+                        stop = got
+                        break
+                    done += len(got[0])
+        except OSError:
+            pass
+        else:
+            if stop is None:
+                return done
+            if stop.broken:
+                _raise_broken(path, name, done + stop.pending)
+    return _count(path, name, done)
+
+
+def _count(path: StrPath, name: str, skip: int) -> int:
     reader = _open(path, name)
-    counter = itertools.count()
+    _skip(reader, path, name, skip)
+    counter = itertools.count(skip)
     try:
         # zip pulls from `reader` before `counter`, so `counter` only advances
         # for records that parsed, and no Python bytecode runs per record.
