@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import io
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ import pytest
 from vectorpipe_workloads import readers
 from vectorpipe_workloads.embed import KmerEmbedder
 from vectorpipe_workloads.readers import InputFormatError, ReadBatch, count_records, iter_batches
-from vectorpipe_workloads.readers_fast import Stop, fast_batches
+from vectorpipe_workloads.readers_fast import Batch, Stop, fast_batches
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "data"
 Seen = tuple[list[ReadBatch], str | None]
@@ -46,10 +47,10 @@ def generated(rng: np.random.Generator, n: int, fasta: bool, crlf: bool) -> byte
     return "".join(out).encode()
 
 
-def collect(batches: object) -> Seen:
+def collect(batches: Iterable[ReadBatch]) -> Seen:
     seen: list[ReadBatch] = []
     try:
-        for b in batches:  # type: ignore[attr-defined]
+        for b in batches:
             seen.append(b)
     except InputFormatError as err:
         return seen, str(err)
@@ -75,7 +76,7 @@ def compare(path: Path, batch_size: int) -> None:
     assert_same(fast, slow)
 
 
-def fast_only(data: bytes, gz: bool, batch_size: int, block: int) -> list[object]:
+def fast_only(data: bytes, gz: bool, batch_size: int, block: int) -> list[Batch | Stop]:
     return list(fast_batches(io.BytesIO(data), gz, batch_size, block))
 
 
@@ -97,7 +98,7 @@ def test_generated_match_needletail(tmp_path: Path, fasta: bool, crlf: bool, gz:
     path = tmp_path / ("in.fa" if fasta else "in.fq")
     path.write_bytes(gzip.compress(data) if gz else data)
     got = fast_only(path.read_bytes(), gz, 64, 4096)
-    assert sum(len(g[0]) for g in got if not isinstance(g, Stop)) == 500  # type: ignore[index]
+    assert sum(len(g[0]) for g in got if not isinstance(g, Stop)) == 500
     for batch_size in (1, 7, 64, 500, 501):
         compare(path, batch_size)
     assert count_records(path) == 500
