@@ -5,8 +5,10 @@ expansion ||x - c||² = ||x||² - 2·x·c + ||c||² in float32 (row norms comput
 once; the products either by the fused kernel of `kernels`, which also adds the
 row to its cluster's float64 sum while it is in L1, or by BLAS sgemm over
 blocks of rows), on a few threads over fixed blocks, then the centroids move
-to the means. Initialisation is k-means++ (scikit-learn's greedy variant)
-on a sample; a cluster left empty takes the row farthest from its centroid;
+to the means. By default (`hamerly`) a sweep skips the rows that distance
+bounds prove cannot change cluster and reports the inertia from per-cluster
+sums; the labels are those of the full sweep. Initialisation is k-means++
+(scikit-learn's greedy variant, in `seeding`) on a sample; a cluster left empty takes the row farthest from its centroid;
 iteration stops, as in scikit-learn, when the summed squared centroid shift is
 at most `tol` times the mean per-feature variance. Everything that must be
 summed over all rows goes through a `Reducer`, which is the identity here and
@@ -27,6 +29,12 @@ from numpy.typing import NDArray
 
 from vectorpipe_workloads.kmeans import hamerly, kernels
 from vectorpipe_workloads.kmeans.kernels import F32, F64, I32, I64
+from vectorpipe_workloads.kmeans.seeding import SAMPLE_MIN as SAMPLE_MIN
+from vectorpipe_workloads.kmeans.seeding import SAMPLE_PER_CLUSTER as SAMPLE_PER_CLUSTER
+from vectorpipe_workloads.kmeans.seeding import init_streams as init_streams
+from vectorpipe_workloads.kmeans.seeding import kmeans_plusplus as kmeans_plusplus
+from vectorpipe_workloads.kmeans.seeding import sample_indices as sample_indices
+from vectorpipe_workloads.kmeans.seeding import sample_size as sample_size
 
 # "hamerly" skips rows that bounds prove cannot move (same labels as "fused");
 # "fused" and "gemm" are plain Lloyd, kept for reference and benchmarks.
@@ -38,8 +46,6 @@ GEMM_ROWS = 4096
 # Each block keeps its own K×d float64 partial sums so that the result does not
 # depend on how blocks are spread over threads; cap what those partials cost.
 PARTIALS_BUDGET_BYTES = 64 << 20
-SAMPLE_MIN = 20000
-SAMPLE_PER_CLUSTER = 10
 
 
 def squared_norms(X: NDArray[Any]) -> F32:
@@ -270,66 +276,14 @@ class Engine:
 def warmup(dim: int = 3) -> None:
     """Compile (or load from numba's cache) every kernel now, so timings exclude the JIT."""
     X = np.ones((5, dim), np.float32)
-    with Engine(X) as e:
-        e.moments(np.zeros(dim))
-        e.sweep(X[:5])
+    for method in ("hamerly", "fused"):
+        with Engine(X, method=method) as e:
+            e.moments(np.zeros(dim))
+            e.sweep(X[:5])
+            e.sweep(X[:5])
+            e.dist  # noqa: B018 (the refresh compiles its kernel)
     labels, _ = assign(X, X[:2])
     accumulate(X, labels, 2)
-
-
-def init_streams(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
-    """Independent generators for the init sample and for k-means++, from the seed alone."""
-    a, b = np.random.SeedSequence(seed).spawn(2)
-    return np.random.default_rng(a), np.random.default_rng(b)
-
-
-def sample_size(n_rows: int, k: int) -> int:
-    return min(n_rows, max(SAMPLE_PER_CLUSTER * k, SAMPLE_MIN))
-
-
-def sample_indices(n_rows: int, k: int, seed: int, size: int | None = None) -> I64:
-    """Sorted global row indices of the init sample: a function of (rows, k, seed) only."""
-    rng, _ = init_streams(seed)
-    m = sample_size(n_rows, k) if size is None else min(size, n_rows)
-    return np.sort(rng.choice(n_rows, size=m, replace=False)).astype(np.int64)
-
-
-def _sq_distances(points: F64, X: F64, xsq: F64) -> F64:
-    d: F64 = (points * points).sum(axis=1)[:, None] - 2.0 * (points @ X.T) + xsq[None, :]
-    np.maximum(d, 0.0, out=d)
-    return d
-
-
-def kmeans_plusplus(
-    sample: NDArray[Any], k: int, rng: np.random.Generator | int, n_local_trials: int | None = None
-) -> F32:
-    """k centroids from the sample by greedy k-means++ (scikit-learn's variant), deterministic in rng.
-
-    Each step draws 2 + ln k candidates with probability proportional to the
-    squared distance to the nearest chosen centroid and keeps the one that
-    lowers the potential most. Work is O(k · trials · m · d) on an m-row sample.
-    """
-    gen = init_streams(rng)[1] if isinstance(rng, int) else rng
-    X = np.asarray(sample, dtype=np.float64)
-    m = len(X)
-    if not 1 <= k <= m:
-        raise ValueError(f"k-means++ needs 1 <= k <= sample rows, got k={k}, rows={m}")
-    trials = n_local_trials or 2 + int(math.log(k))
-    xsq = (X * X).sum(axis=1)
-    centers = np.empty((k, X.shape[1]), np.float64)
-    first = int(gen.integers(m))
-    centers[0] = X[first]
-    closest = _sq_distances(X[first : first + 1], X, xsq)[0]
-    potential = float(closest.sum())
-    for c in range(1, k):
-        draws = gen.random(trials) * potential
-        candidates = np.minimum(np.searchsorted(np.cumsum(closest), draws), m - 1)
-        dist = np.minimum(closest[None, :], _sq_distances(X[candidates], X, xsq))
-        pots = dist.sum(axis=1)
-        best = int(np.argmin(pots))
-        closest, potential = dist[best], float(pots[best])
-        centers[c] = X[candidates[best]]
-    return centers.astype(np.float32)
 
 
 def tolerance(n_rows: int, s1: F64, s2: F64, tol: float) -> float:

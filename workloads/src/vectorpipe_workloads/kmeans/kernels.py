@@ -1,15 +1,17 @@
 """The numba kernels of the k-means: each one pass over a block of rows, GIL released.
 
-`fused_sweep` is the hot loop: for every row it finds the nearest centroid
-through ||x||² - 2·x·c + ||c||² in float32 and, while the row is still in L1,
-moves it between the clusters' float64 sums if its label changed (the sums
-persist from sweep to sweep, label -1 meaning "in no sum yet"), so one Lloyd
-iteration reads the matrix from memory once and pays for accumulation only
-on the rows that moved. `nearest_from_products` and `accumulate_rows` are the
-same two steps apart, for when the products come from BLAS sgemm; `moments`
-computes row norms and shifted per-feature moments for the tolerance. The
-kernels write into arrays they are given and allocate nothing, so `core` can
-run them on disjoint blocks from several threads.
+`fused_sweep` is plain Lloyd's hot loop: for every row it finds the nearest
+centroid through ||x||² - 2·x·c + ||c||² in float32 and, while the row is
+still in L1, moves it between the clusters' float64 sums if its label changed
+(the sums persist from sweep to sweep, label -1 meaning "in no sum yet"), so
+one Lloyd iteration reads the matrix from memory once and pays for
+accumulation only on the rows that moved. Its scan of two rows against all
+centroids, `scan_pair`, is shared with Hamerly's sweep in `hamerly`, so both
+pick the same centroid bit for bit. `nearest_from_products` and
+`accumulate_rows` are the same two steps apart, for when the products come
+from BLAS sgemm; `moments` computes row norms and shifted per-feature moments
+for the tolerance. The kernels write into arrays they are given and allocate
+nothing, so `core` can run them on disjoint blocks from several threads.
 """
 
 from __future__ import annotations
