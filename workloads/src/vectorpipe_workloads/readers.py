@@ -1,9 +1,12 @@
 """Stage 1 input: stream FASTQ/FASTA reads (plain or gzip) into columnar batches.
 
-Parsing is needletail's job; this module only turns its records into
-`ReadBatch` objects (read names, one uppercased ASCII byte buffer of all
-sequences, int64 offsets) that the numba embedders consume without touching
-Python strings again, and turns every way an input can be broken (truncated
+Reads become `ReadBatch` objects (read names as an Arrow string array, one
+uppercased ASCII byte buffer of all sequences, int64 offsets) that the numba
+embedders consume without touching Python strings. Well-formed plain and gzip
+files take `readers_fast` (block reads and a numba record scanner, no Python
+object per read); other compressions, and everything from the first record
+the fast path does not vouch for, go through needletail, so needletail defines
+what is accepted. This module turns every way an input can be broken (truncated
 record, bad header, sequence/quality length mismatch, corrupt or truncated
 compressed stream, empty file, bytes that are not sequence letters) into one
 `InputFormatError` that names the file and the 1-based record number. Policy
@@ -25,7 +28,7 @@ import functools
 import itertools
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, cast
 
@@ -265,28 +268,34 @@ def iter_batches(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     name = os.fspath(path) if source is None else source
-    done = 0
+    done = yield from _fast(path, name, batch_size)
+    if done is not None:
+        yield from _slow_batches(path, name, batch_size, done)
+
+
+def _fast(path: StrPath, name: str, batch_size: int) -> Generator[ReadBatch, None, int | None]:
+    """The fast path's batches; returns None if it read the whole file, else how many
+    records it yielded before needletail has to take over."""
     gz = _fast_kind(path)
-    if gz is not None:
-        # The fast path covers well-formed plain/gzip files; from the first record it
-        # does not vouch for, needletail takes over so errors and quirks stay its own.
-        stop: Stop | None = None
-        try:
-            with open(path, "rb") as fh:
-                for got in fast_batches(fh, gz, batch_size):
-                    if isinstance(got, Stop):
-                        stop = got
-                        break
-                    yield ReadBatch(name, done + 1, *got)
-                    done += len(got[0])
-        except OSError:
-            pass  # needletail meets it again and reports it with its record number
-        else:
-            if stop is None:
-                return
-            if stop.broken:
-                _raise_broken(path, name, done + stop.pending)
-    yield from _slow_batches(path, name, batch_size, done)
+    if gz is None:
+        return 0
+    done = 0
+    stop: Stop | None = None
+    try:
+        with open(path, "rb") as fh:
+            for got in fast_batches(fh, gz, batch_size):
+                if isinstance(got, Stop):
+                    stop = got
+                    break
+                yield ReadBatch(name, done + 1, *got)
+                done += len(got[0])
+    except OSError:
+        return done  # needletail meets it again and reports it with its record number
+    if stop is None:
+        return None
+    if stop.broken:
+        _raise_broken(path, name, done + stop.pending)
+    return done
 
 
 def _raise_broken(path: StrPath, name: str, ok: int) -> None:
@@ -352,25 +361,15 @@ def _slow_batches(path: StrPath, name: str, batch_size: int, skip: int) -> Itera
 def count_records(path: StrPath, source: str | None = None) -> int:
     """Count a file's records, checking its structure but not the sequence letters."""
     name = os.fspath(path) if source is None else source
-    done = 0
-    gz = _fast_kind(path)
-    if gz is not None:
-        stop: Stop | None = None
+    batches = _fast(path, name, _COUNT_BATCH)
+    total = 0
+    while True:
         try:
-            with open(path, "rb") as fh:
-                for got in fast_batches(fh, gz, _COUNT_BATCH):
-                    if isinstance(got, Stop):
-                        stop = got
-                        break
-                    done += len(got[0])
-        except OSError:
-            pass
-        else:
-            if stop is None:
-                return done
-            if stop.broken:
-                _raise_broken(path, name, done + stop.pending)
-    return _count(path, name, done)
+            total += len(next(batches))
+        except StopIteration as end:
+            done: int | None = end.value
+            break
+    return total if done is None else _count(path, name, done)
 
 
 def _count(path: StrPath, name: str, skip: int) -> int:
