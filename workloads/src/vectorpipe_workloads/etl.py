@@ -170,6 +170,19 @@ def _get(ref: Any) -> Any:
         raise
 
 
+def _settle(refs: list[Any], timeout: float = 120.0) -> None:
+    """Cancel the tasks behind `refs` and wait (bounded) until none is running."""
+    import ray
+
+    for ref in refs:
+        try:
+            ray.cancel(ref)
+        except Exception:  # already finished, or the cluster is going away
+            continue
+    if refs:
+        ray.wait(refs, num_returns=len(refs), timeout=timeout)
+
+
 def _remote(fn: Callable[..., Any], **options: Any) -> Any:
     import ray
 
@@ -200,6 +213,8 @@ def run_etl(
     staging = join(output, f"_staging/{uuid.uuid4().hex[:12]}")
     embed_task = _remote(embed_file, num_cpus=num_cpus_per_task, max_retries=2)
     shard_task = _remote(write_shard, num_cpus=num_cpus_per_task, max_retries=2)
+    pending: list[Any] = []
+    shard_refs: list[Any] = []
     try:
         pending = [
             embed_task.remote(
@@ -220,7 +235,6 @@ def run_etl(
             raise EmptyInputError(f"{spec.input.uri}: no reads in {len(files)} file(s)")
 
         bounds = shard_bounds(total, spec.output.shards)
-        shard_refs = []
         for j, (start, end) in enumerate(bounds):
             parts = [
                 (chunks[s.chunk].uri, s.lo, s.hi)
@@ -232,6 +246,12 @@ def run_etl(
         for j, ref in enumerate(shard_refs):
             written.append(_get(ref))
             report("shards", j + 1, len(bounds))
+    except BaseException:
+        # One task failed (e.g. a corrupt file): the others may still be writing
+        # chunks or shards. Stop them and wait until they have, so nothing lands
+        # in staging after it is removed below.
+        _settle([*pending, *shard_refs])
+        raise
     finally:
         store.delete_prefix(staging)
 
