@@ -96,7 +96,7 @@ typecheck: install ## mypy --strict on the three packages
 .PHONY: test
 test: install lint typecheck k8s-bins lua-health ## Install, start the services the tests need, run the whole suite
 	$(BIN)/python hack/gen_crds.py --check
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest --durations=30 $(PYTEST_ARGS)
 
 .PHONY: bench
 bench: install k8s-bins ## Benchmarks vs baselines in one run → docs/benchmarks.md/.json (~20 min)
