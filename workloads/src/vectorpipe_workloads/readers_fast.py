@@ -42,10 +42,29 @@ def _jit(fn: _F) -> _F:
 
 @_jit
 def _line_end(buf: U8, pos: int, end: int) -> int:
-    for i in range(pos, end):
+    """Index of the first newline at or after ``pos``, or -1."""
+    i = pos
+    # 32 bytes at a time with no early exit inside, so LLVM vectorises the test.
+    while i + 32 <= end:
+        hit = np.uint8(0)
+        for j in range(32):
+            hit |= np.uint8(buf[i + j] == 10)
+        if hit:
+            break
+        i += 32
+    while i < end:
         if buf[i] == 10:
             return i
+        i += 1
     return -1
+
+
+@_jit
+def _has_newline(buf: U8, pos: int, stop: int) -> bool:
+    hit = np.uint8(0)
+    for i in range(pos, stop):
+        hit |= np.uint8(buf[i] == 10)
+    return bool(hit != 0)
 
 
 @_jit
@@ -69,15 +88,16 @@ def _header(buf: U8, pos: int, stop: int, ids: U8, nid: int) -> int:
 @_jit
 def _copy_seq(buf: U8, pos: int, stop: int, seq: U8, ns: int) -> int:
     """Append ``buf[pos:stop]`` uppercased to ``seq[ns:]``; -1 on a non-sequence byte."""
+    # Branch-free uint8 arithmetic (no bools) so LLVM vectorises it.
+    bad = np.uint8(0)
     for i in range(pos, stop):
         c = buf[i]
-        if 97 <= c <= 122:
-            c -= 32
-        elif not (65 <= c <= 90 or c == 45 or c == 46 or c == 42):
-            return -1
-        seq[ns] = c
-        ns += 1
-    return ns
+        lo = np.uint8(np.uint8(c - np.uint8(97)) < np.uint8(26))
+        up = np.uint8(np.uint8(c - np.uint8(65)) < np.uint8(26))
+        gap = np.uint8(c == 45) | np.uint8(c == 46) | np.uint8(c == 42)
+        bad |= np.uint8(1) ^ (lo | up | gap)
+        seq[ns + i - pos] = c - (lo << np.uint8(5))
+    return -1 if bad else ns + stop - pos
 
 
 @_jit
@@ -103,15 +123,27 @@ def parse_fastq(
             return n, pos, BAD
         l1 = _line_end(buf, pos, end)
         l2 = _line_end(buf, l1 + 1, end) if l1 >= 0 else -1
-        l3 = _line_end(buf, l2 + 1, end) if l2 >= 0 else -1
-        l4 = _line_end(buf, l3 + 1, end) if l3 >= 0 else -1
-        if l4 < 0:
+        if l2 < 0 or l2 + 1 >= end:
             return n, pos, NEED_MORE
         if buf[l2 + 1] != 43:
             return n, pos, BAD
+        l3 = _line_end(buf, l2 + 1, end)
+        if l3 < 0:
+            return n, pos, NEED_MORE
         s_end = _stripped(buf, l1 + 1, l2)
-        q_end = _stripped(buf, l3 + 1, l4)
-        if s_end - (l1 + 1) != q_end - (l3 + 1):
+        # The quality line must end right where the sequence length says: look
+        # there instead of scanning for its newline.
+        q = l3 + 1
+        q_end = q + s_end - (l1 + 1)
+        if q_end >= end or (buf[q_end] == 13 and q_end + 1 >= end):
+            return n, pos, NEED_MORE
+        if buf[q_end] == 13 and buf[q_end + 1] == 10:
+            l4 = q_end + 1
+        elif buf[q_end] == 10 and (q_end == q or buf[q_end - 1] != 13):
+            l4 = q_end
+        else:
+            return n, pos, BAD
+        if _has_newline(buf, q, q_end):
             return n, pos, BAD
         nid = _header(buf, pos + 1, _stripped(buf, pos, l1), ids, id_off[n])
         if nid < 0:
