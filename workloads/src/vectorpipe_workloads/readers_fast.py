@@ -40,30 +40,37 @@ def _jit(fn: _F) -> _F:
     return cast(_F, njit(cache=True, nogil=True)(fn))
 
 
+# The loops below index views from 0: with an index LLVM can prove non-negative,
+# numba's negative-index wraparound disappears and the loops vectorise.
+
+
 @_jit
 def _line_end(buf: U8, pos: int, end: int) -> int:
     """Index of the first newline at or after ``pos``, or -1."""
-    i = pos
+    v = buf[pos:end]
+    size = v.shape[0]
+    i = 0
     # 32 bytes at a time with no early exit inside, so LLVM vectorises the test.
-    while i + 32 <= end:
+    while i + 32 <= size:
         hit = np.uint8(0)
         for j in range(32):
-            hit |= np.uint8(buf[i + j] == 10)
+            hit |= np.uint8(v[i + j] == 10)
         if hit:
             break
         i += 32
-    while i < end:
-        if buf[i] == 10:
-            return i
+    while i < size:
+        if v[i] == 10:
+            return pos + i
         i += 1
     return -1
 
 
 @_jit
 def _has_newline(buf: U8, pos: int, stop: int) -> bool:
+    v = buf[pos:stop]
     hit = np.uint8(0)
-    for i in range(pos, stop):
-        hit |= np.uint8(buf[i] == 10)
+    for i in range(v.shape[0]):
+        hit |= np.uint8(v[i] == 10)
     return bool(hit != 0)
 
 
@@ -89,15 +96,17 @@ def _header(buf: U8, pos: int, stop: int, ids: U8, nid: int) -> int:
 def _copy_seq(buf: U8, pos: int, stop: int, seq: U8, ns: int) -> int:
     """Append ``buf[pos:stop]`` uppercased to ``seq[ns:]``; -1 on a non-sequence byte."""
     # Branch-free uint8 arithmetic (no bools) so LLVM vectorises it.
+    v = buf[pos:stop]
+    out = seq[ns : ns + v.shape[0]]
     bad = np.uint8(0)
-    for i in range(pos, stop):
-        c = buf[i]
+    for i in range(v.shape[0]):
+        c = v[i]
         lo = np.uint8(np.uint8(c - np.uint8(97)) < np.uint8(26))
         up = np.uint8(np.uint8(c - np.uint8(65)) < np.uint8(26))
         gap = np.uint8(c == 45) | np.uint8(c == 46) | np.uint8(c == 42)
         bad |= np.uint8(1) ^ (lo | up | gap)
-        seq[ns + i - pos] = c - (lo << np.uint8(5))
-    return -1 if bad else ns + stop - pos
+        out[i] = c - (lo << np.uint8(5))
+    return -1 if bad else ns + v.shape[0]
 
 
 @_jit
