@@ -220,7 +220,7 @@ def _gzip_blocks(fh: BinaryIO, block: int) -> Iterator[bytes]:
     """Decompressed blocks of a (multi-member) gzip stream; zlib.error if it is broken."""
     d: Any = None  # between members
     while True:
-        data = fh.read(block)
+        data = fh.read(max(1, block // 4))
         if not data:
             if d is not None:
                 # Output held back by the max_length bound comes out here.
@@ -233,7 +233,7 @@ def _gzip_blocks(fh: BinaryIO, block: int) -> Iterator[bytes]:
             if d is None:
                 d = zlib.decompressobj(31)
             # Bounded output, so a highly compressible block cannot blow up memory.
-            out = d.decompress(data, 4 * block)
+            out = d.decompress(data, block)
             if out:
                 yield out
             if d.eof:
