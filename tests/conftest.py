@@ -17,13 +17,21 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Generator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from slurm_bridge.client import SlurmRestClient, static_token
 from tests.k8s.controlplane import ControlPlane, ControlPlaneError, Toolchain
 from tests.services.s3 import LocalS3, local_s3
 from tests.services.slurm import LocalSlurm, slurm_fixture
+
+VECTORPIPE_CRDS = sorted(
+    (Path(__file__).resolve().parents[1] / "charts" / "vectorpipe" / "crds").glob(
+        "vectorpipe.io_*.yaml"
+    )
+)
 
 
 @pytest.fixture(scope="session")
@@ -96,6 +104,20 @@ def kuberay(k8s: ControlPlane) -> Iterator[ControlPlane]:
     yield k8s
     k8s.stop_component("kuberay-operator")
     k8s.stop_component("kwok")
+
+
+@pytest.fixture(scope="module")
+def crds(k8s: ControlPlane) -> ControlPlane:
+    """The session cluster with VectorPipe's own CRDs (charts/vectorpipe/crds) applied."""
+    k8s.apply_crds(VECTORPIPE_CRDS)
+    return k8s
+
+
+@pytest.fixture
+def rest(slurm: LocalSlurm) -> Iterator[SlurmRestClient]:
+    """Slurm as the tests see it, independent of any bridge (tests/slurm has its own)."""
+    with SlurmRestClient(slurm.rest_url, "root", static_token(slurm.token())) as client:
+        yield client
 
 
 @pytest.fixture

@@ -10,17 +10,16 @@ input and output lives in the loopback S3 API.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from slurm_bridge.client import SlurmRestClient, static_token
+from slurm_bridge.client import SlurmRestClient
 from slurm_bridge.options import ENV_PREFIX
 from tests.k8s.controlplane import ControlPlane
 from tests.k8s.rayjob_harness import LocalRayHead, RayJobHarness
-from tests.k8s.test_operator import CRDS, Cluster, owner_of, start_operator
+from tests.k8s.test_operator import Cluster, owner_of, start_operator
 from tests.k8s.test_slurmjob_controller import Rig, slurm_jobs_of
 from tests.services.s3 import LocalS3
 from tests.services.slurm import LocalSlurm
@@ -40,18 +39,6 @@ pytestmark = [
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "examples" / "data"
 TIMEOUT = 900.0
-
-
-@pytest.fixture(scope="module")
-def crds(k8s: ControlPlane) -> ControlPlane:
-    k8s.apply_crds(CRDS)
-    return k8s
-
-
-@pytest.fixture
-def rest(slurm: LocalSlurm) -> Iterator[SlurmRestClient]:
-    with SlurmRestClient(slurm.rest_url, "root", static_token(slurm.token())) as client:
-        yield client
 
 
 def _key(uri: str) -> tuple[str, str]:

@@ -36,12 +36,6 @@ CRDS = sorted((REPO / "charts" / "vectorpipe" / "crds").glob("vectorpipe.io_*.ya
 WAIT = 60.0
 
 
-@pytest.fixture(scope="module")
-def crds(k8s: ControlPlane) -> ControlPlane:
-    k8s.apply_crds(CRDS)
-    return k8s
-
-
 Operator = ControllerProcess
 
 

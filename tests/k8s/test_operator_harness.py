@@ -18,15 +18,9 @@ import pytest
 
 from tests.k8s.controlplane import ControlPlane
 from tests.k8s.rayjob_harness import LocalRayHead, RayJobHarness
-from tests.k8s.test_operator import CRDS, Cluster, condition, start_operator
+from tests.k8s.test_operator import Cluster, condition, start_operator
 
 pytestmark = pytest.mark.k8s
-
-
-@pytest.fixture(scope="module")
-def crds(k8s: ControlPlane) -> ControlPlane:
-    k8s.apply_crds(CRDS)
-    return k8s
 
 
 def rayjob(name: str, entrypoint: str) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from slurm_bridge.client import JobInfo, SlurmRestClient, static_token
+from slurm_bridge.client import JobInfo, SlurmRestClient
 from slurm_bridge.finalize import FINALIZER, SKIP_CANCEL_ANNOTATION
 from slurm_bridge.options import CRASH_AFTER_SUBMIT_ENV, CRASH_EXIT_CODE
 from slurm_bridge.script import job_key
@@ -38,19 +38,6 @@ REPO = Path(__file__).resolve().parents[2]
 CRDS = sorted((REPO / "charts" / "vectorpipe" / "crds").glob("vectorpipe.io_*.yaml"))
 WAIT = 90.0
 VENV_BIN = str(Path(sys.executable).parent)
-
-
-@pytest.fixture(scope="module")
-def crds(k8s: ControlPlane) -> ControlPlane:
-    k8s.apply_crds(CRDS)
-    return k8s
-
-
-@pytest.fixture
-def rest(slurm: LocalSlurm) -> Iterator[SlurmRestClient]:
-    """Slurm as the tests see it, independent of the bridge."""
-    with SlurmRestClient(slurm.rest_url, "root", static_token(slurm.token())) as client:
-        yield client
 
 
 # -- the bridge process ---------------------------------------------------------------------
