@@ -250,6 +250,13 @@ class AppSpec(SpecModel):
     max_iterations: int = Field(default=100, ge=1, le=100000)
     tolerance: float = Field(default=1e-4, ge=0.0, le=1.0)
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    n_init: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="k-means++ starts tried on the init sample; the one whose Lloyd run "
+        "on the sample ends with the lowest inertia seeds the full run.",
+    )
     csv: bool = Field(default=False, description="Also write the seed's CSV files.")
 
 
