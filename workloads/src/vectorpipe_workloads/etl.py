@@ -17,6 +17,8 @@ manifest written only after all of them. The run has three steps:
 A failure anywhere (bad record, S3 error after retries, full disk) stops the
 run before step 3, removes the old manifest first thing, and leaves no
 manifest, so nothing downstream can mistake a half-written run for a result.
+With `embedding.abundance` on, a first pass (`profiling`) counts k-mers over
+every file before step 1, and step 1 embeds with the merged counts.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from vectorpipe_workloads.embed.abundance import AbundanceProfile
 from vectorpipe_workloads.manifest import (
     Manifest,
     ShardInfo,
@@ -39,6 +42,7 @@ from vectorpipe_workloads.manifest import (
     manifest_uri,
     write_manifest,
 )
+from vectorpipe_workloads.profiling import ProfileMerger, embedder_for, profile_file
 from vectorpipe_workloads.shards import (
     LANCE_DATASET,
     commit_lance,
@@ -51,7 +55,12 @@ from vectorpipe_workloads.shards import (
     write_lance_fragment,
     write_parquet_shard,
 )
-from vectorpipe_workloads.spec import EmbeddingSpec, VectorPipelineSpec, embedding_dim
+from vectorpipe_workloads.spec import (
+    EmbeddingSpec,
+    VectorPipelineSpec,
+    composition_dim,
+    embedding_dim,
+)
 from vectorpipe_workloads.storage import InputFile, S3Config, Store, is_s3, join, local_path
 
 log = logging.getLogger(__name__)
@@ -107,21 +116,13 @@ def embed_file(
     embedding: EmbeddingSpec,
     sample: str | None,
     batch_size: int,
+    profile: AbundanceProfile | None = None,
 ) -> FileResult:
     """Parse one input file batch by batch, embed, and stage each batch (runs as a Ray task)."""
-    from vectorpipe_workloads.embed import make_embedder
     from vectorpipe_workloads.readers import iter_batches
 
     store = Store(s3)
-    embedder = make_embedder(
-        embedding.method,
-        k=embedding.k,
-        canonical=embedding.canonical,
-        transform=embedding.transform,
-        dim=embedding.dim,
-        sketch_size=embedding.sketch_size,
-        seed=embedding.seed,
-    )
+    embedder = embedder_for(embedding, profile)
     label = sample_label(file.uri, sample)
     # A batch becomes an (n, dim) float32 block; at k = 8 (dim 32,896) a default
     # batch would need 8.6 GB, so cap each batch's block near MAX_BLOCK_BYTES.
@@ -216,9 +217,12 @@ def run_etl(
     pending: list[Any] = []
     shard_refs: list[Any] = []
     try:
+        profile = None
+        if spec.embedding.abundance.enabled:
+            profile = ray.put(_first_pass(spec, s3, files, report, num_cpus_per_task, pending))
         pending = [
             embed_task.remote(
-                s3, f, i, staging, spec.embedding, spec.input.sample, spec.ray.batch_size
+                s3, f, i, staging, spec.embedding, spec.input.sample, spec.ray.batch_size, profile
             )
             for i, f in enumerate(files)
         ]
@@ -276,6 +280,42 @@ def run_etl(
     _remove_stale_shards(store, output, spec.output.shards)
     store.delete_prefix(join(output, "_staging"))
     return manifest
+
+
+def _first_pass(
+    spec: VectorPipelineSpec,
+    s3: S3Config,
+    files: list[InputFile],
+    report: Progress,
+    num_cpus: float,
+    pending: list[Any],
+) -> AbundanceProfile:
+    """Count k-mers over every file (one task each) and merge as results arrive.
+
+    `pending` is the caller's list of outstanding tasks, filled here so that a
+    failure settles them like step 1's.
+    """
+    import ray
+
+    task = _remote(profile_file, num_cpus=num_cpus, max_retries=2)
+    merger = ProfileMerger(spec.embedding.abundance, composition_dim(spec.embedding))
+    pending[:] = [task.remote(s3, f, spec.embedding, spec.ray.batch_size) for f in files]
+    report("profile", 0, len(files))
+    done_count = 0
+    while pending:
+        done, rest = ray.wait(pending, num_returns=1)
+        pending[:] = rest
+        merger.add(_get(done[0]))
+        done_count += 1
+        report("profile", done_count, len(files))
+    profile = merger.profile()
+    log.info(
+        "abundance: %d sampled k-mers counted, background %.3f, column scale %.4g",
+        profile.added,
+        profile.background,
+        profile.scale,
+    )
+    return profile
 
 
 def _remove_stale_shards(store: Store, output: str, shards: int) -> None:

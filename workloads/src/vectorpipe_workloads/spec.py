@@ -93,6 +93,31 @@ EMBEDDING_RULES = cel_many(
 )
 
 
+class AbundanceSpec(SpecModel):
+    enabled: bool = Field(
+        default=True,
+        description="Append a read-abundance column (log of how often the read's k-mers occur "
+        "in the whole input); stage 1 then reads the input twice.",
+    )
+    k: int = Field(default=21, ge=11, le=31, description="k-mer length counted for abundance.")
+    scaled: int = Field(
+        default=8, ge=1, le=4096, description="Count only the 1/scaled of k-mers a hash selects."
+    )
+    table_bits: int = Field(
+        default=22,
+        ge=16,
+        le=28,
+        description="The count table has 2^tableBits cells (4 bytes each); raise it, or scaled, "
+        "when reads x (read length - k) / scaled approaches the cell count.",
+    )
+    weight: float = Field(
+        default=1.0,
+        gt=0.0,
+        le=100.0,
+        description="Column scale, in units of the composition vectors' total standard deviation.",
+    )
+
+
 class EmbeddingSpec(SpecModel):
     model_config = ConfigDict(json_schema_extra=EMBEDDING_RULES)
 
@@ -111,6 +136,7 @@ class EmbeddingSpec(SpecModel):
         default=None, ge=2, le=4096, description="minhash: sketch size s."
     )
     seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Hash seed.")
+    abundance: AbundanceSpec = Field(default_factory=AbundanceSpec)
 
     @model_validator(mode="after")
     def _cross_field(self) -> EmbeddingSpec:
@@ -251,7 +277,7 @@ class AppSpec(SpecModel):
     tolerance: float = Field(default=1e-4, ge=0.0, le=1.0)
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     n_init: int = Field(
-        default=4,
+        default=8,
         ge=1,
         le=64,
         description="k-means++ starts tried on the init sample; the one whose Lloyd run "
@@ -322,6 +348,11 @@ def s3_bucket(uri: str) -> str | None:
 
 def embedding_dim(e: EmbeddingSpec) -> int:
     """Vector length an embedding spec produces (derived, never configured for kmer)."""
+    return composition_dim(e) + (1 if e.abundance.enabled else 0)
+
+
+def composition_dim(e: EmbeddingSpec) -> int:
+    """Length of the method's own vector, before any abundance column."""
     if e.method == "kmer":
         if not e.canonical:
             return int(4**e.k)
