@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from vectorpipe_workloads import manifest, shards
-from vectorpipe_workloads.kmeans import core, distributed, io
+from vectorpipe_workloads.kmeans import core, distributed, io, seeding
 from vectorpipe_workloads.storage import Store
 
 R = TypeVar("R")
@@ -291,3 +291,45 @@ def test_summary_files(tmp_path: Path) -> None:
     io.write_success(store, out)
     io.clear_success(store, out)
     assert not (tmp_path / io.SUCCESS_NAME).exists()
+
+
+@pytest.mark.parametrize("ranks", [1, 3])
+def test_fit_seeds_from_the_best_of_n_init_starts(ranks: int) -> None:
+    X = blobs(2400, 4, 7, seed=6)
+
+    def fit(comm: ThreadComm) -> distributed.FitResult:
+        lo, hi = distributed.rank_bounds(len(X), comm.Get_size())[comm.Get_rank()]
+        return distributed.fit(comm, X[lo:hi].copy(), len(X), 7, 30, 0.0, seed=4, n_init=3)
+
+    results = run_ranks(ranks, fit)
+    sample = X[core.sample_indices(len(X), 7, 4)]
+    initial, info = seeding.best_init(sample, 7, core.init_streams(4)[1], n_init=3)
+    with core.Engine(X) as e:
+        ref = core.lloyd(e, initial, 30, 0.0)
+    for r in results:
+        assert r.init == info and r.init.n_init == 3 and len(r.init.inertias) == 3
+        np.testing.assert_allclose(r.centroids, ref.centroids, rtol=1e-5, atol=1e-5)
+        assert r.inertia[-1] == pytest.approx(ref.inertia[-1], rel=1e-6)
+    if ranks == 1:
+        assert np.array_equal(results[0].centroids, ref.centroids)
+    with pytest.raises(ValueError, match="n_init must be >= 1"):
+        run_ranks(1, lambda c: distributed.fit(c, X, len(X), 7, 30, 0.0, seed=4, n_init=0))
+
+
+def test_cli_takes_n_init_and_records_the_starts_in_metrics(tmp_path: Path) -> None:
+    import json
+
+    from vectorpipe_workloads.kmeans import cli
+
+    parser = cli.build_parser()
+    base = ["--manifest", str(tmp_path / "in"), "--output", str(tmp_path / "out")]
+    assert parser.parse_args([*base, "--clusters", "3"]).n_init == 1
+    with pytest.raises(SystemExit):
+        parser.parse_args([*base, "--clusters", "3", "--n-init", "0"])
+    make_dataset(tmp_path / "in", [40, 25, 35])
+    args = parser.parse_args([*base, "--clusters", "3", "--n-init", "3", "--threads", "1"])
+    assert run_ranks(1, lambda comm: cli.run(comm, args)) == [cli.EXIT_OK]
+    m = json.loads((tmp_path / "out" / io.METRICS_NAME).read_text())
+    assert m["n_init"] == 3
+    assert len(m["init_sample_inertia"]) == 3 and len(m["init_sample_iterations"]) == 3
+    assert m["init_sample_inertia"][m["init_start"]] == min(m["init_sample_inertia"])

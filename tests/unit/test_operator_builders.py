@@ -18,6 +18,7 @@ from vectorpipe_operator.resources import (
     Pipeline,
 )
 from vectorpipe_workloads.pipeline_file import parse_document
+from vectorpipe_workloads.spec import AppSpec
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 UID = "0b5c3f8e-1111-2222-3333-444455556666"
@@ -142,6 +143,7 @@ def test_slurmjob_runs_the_mpi_kmeans_over_the_manifest(s3: Pipeline) -> None:
         "--manifest", manifest,
         "--output", "s3://vectorpipe-runs/gut/r42/clustering/",
         "--clusters", "50", "--max-iterations", "200", "--tolerance", "0.0001", "--seed", "42",
+        "--n-init", str(s3.spec.hpc.app.n_init),
     ]  # fmt: skip
     assert spec["launcher"] == "mpirun"
     assert (spec["nodes"], spec["ntasksPerNode"], spec["cpusPerTask"]) == (4, 16, 1)
@@ -176,6 +178,16 @@ def _with_spec(p: Pipeline, path: str, **changes: Any) -> Pipeline:
         body["spec"].setdefault(section, {}).update(values)
     body["metadata"].update(uid=p.uid, namespace=p.namespace, generation=1)
     return Pipeline.from_body(body)
+
+
+def test_slurmjob_passes_the_k_means_plus_plus_starts(minimal: Pipeline) -> None:
+    hpc = yaml.safe_load((EXAMPLES / "pipeline.yaml").read_text())["spec"].get("hpc", {})
+    hpc.setdefault("app", {})["nInit"] = 9
+    p = _with_spec(minimal, "pipeline.yaml", hpc=hpc)
+    command = builders.build_slurmjob(p, "/fsx/m.json")["spec"]["command"]
+    assert command[command.index("--n-init") + 1] == "9"
+    default = builders.build_slurmjob(minimal, "/fsx/m.json")["spec"]["command"]
+    assert default[default.index("--n-init") + 1] == str(AppSpec.model_fields["n_init"].default)
 
 
 def test_slurmjob_carries_the_ca_bundle_and_the_retry_budget(s3: Pipeline) -> None:

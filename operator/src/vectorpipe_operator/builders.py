@@ -234,6 +234,8 @@ def kmeans_command(p: Pipeline, manifest_uri: str) -> list[str]:
         repr(app.tolerance),
         "--seed",
         str(app.seed),
+        "--n-init",
+        str(app.n_init),
     ]
     if app.csv:
         cmd.append("--csv")

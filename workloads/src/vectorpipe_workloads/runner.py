@@ -100,6 +100,7 @@ def mpirun_command(spec: VectorPipelineSpec, manifest: str, ranks: int) -> list[
         "--max-iterations", str(app.max_iterations),
         "--tolerance", repr(app.tolerance),
         "--seed", str(app.seed),
+        "--n-init", str(app.n_init),
     ]  # fmt: skip
     if app.csv:
         cmd.append("--csv")

@@ -72,6 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=_non_negative_int, default=0)
     p.add_argument(
+        "--n-init",
+        type=_positive,
+        default=1,
+        help="k-means++ starts tried on the init sample; the one whose Lloyd run on the "
+        "sample ends with the lowest inertia seeds the full run",
+    )
+    p.add_argument(
         "--csv",
         action="store_true",
         help="also write clustering_results_rank_NNNN.csv and cluster_centroids.csv",
@@ -173,7 +180,7 @@ def run(comm: Any, args: argparse.Namespace) -> int:
     threads = args.threads or default_threads(comm)
     say(
         f"kmeans: {ds.rows} rows x {ds.dim} dims, {args.clusters} clusters, "
-        f"{ranks} ranks x {threads} threads, seed {args.seed}"
+        f"{ranks} ranks x {threads} threads, seed {args.seed}, {args.n_init} k-means++ starts"
     )
 
     def progress(s: Any) -> None:
@@ -191,6 +198,7 @@ def run(comm: Any, args: argparse.Namespace) -> int:
             result = distributed.fit(
                 comm, X, ds.rows, args.clusters, args.max_iterations, args.tolerance,
                 args.seed, threads=threads, method=args.method, on_iteration=progress,
+                n_init=args.n_init,
             )  # fmt: skip
         except distributed.NonFiniteInputError as e:
             say(f"error: {e} in {ds.manifest_uri}")
@@ -272,6 +280,10 @@ def metrics(
         "center_shift": [s.shift for s in result.history],
         "empty_clusters_reseeded": sum(s.empty for s in result.history),
         "sample_rows": result.sample_rows,
+        "n_init": result.init.n_init,
+        "init_start": result.init.chosen,
+        "init_sample_inertia": result.init.inertias,
+        "init_sample_iterations": result.init.iterations,
         "ranks": ranks,
         "threads_per_rank": threads,
         "seconds": {k: round(v, 6) for k, v in seconds.items()},

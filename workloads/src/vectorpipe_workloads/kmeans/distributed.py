@@ -6,9 +6,10 @@ K counts, the inertia) with a single `Allreduce`, so every rank computes the
 same new centroids. Initialisation is a function of the seed alone: the seed
 picks a global sample of row indices, the owners of those rows contribute them
 with one `Allgatherv` in global-index order, and every rank runs the same
-k-means++ on the same sample. Reseeding an empty cluster takes the row
-farthest from its centroid over all ranks (ties go to the lower global row
-index), so that too is independent of P. The communicator is anything with
+k-means++ starts (and, for several, the same sample Lloyd that picks one) on
+the same sample. Reseeding an empty cluster takes the row farthest from its
+centroid over all ranks (ties go to the lower global row index), so that too
+is independent of P. The communicator is anything with
 mpi4py's `Comm` interface; `MPI.COMM_SELF` runs the whole thing in one process.
 """
 
@@ -21,7 +22,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from vectorpipe_workloads.kmeans import core
+from vectorpipe_workloads.kmeans import core, seeding
 from vectorpipe_workloads.kmeans.core import Method
 from vectorpipe_workloads.kmeans.kernels import F32, F64, I32, I64
 
@@ -108,6 +109,7 @@ class FitResult:
     tolerance: float  # the absolute threshold on the centroid shift
     sample_rows: int
     history: list[core.IterationStats] = field(default_factory=list)
+    init: seeding.InitInfo = field(default_factory=lambda: seeding.InitInfo(n_init=1))
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -126,10 +128,12 @@ def fit(
     threads: int = 1,
     method: Method = "hamerly",
     on_iteration: Callable[[core.IterationStats], None] | None = None,
+    n_init: int = 1,
 ) -> FitResult:
     """Cluster the global matrix of which this rank holds its `rank_bounds` slice.
 
     Collective: every rank calls it with the same arguments except `X_local`.
+    `n_init` k-means++ starts are tried on the init sample (`seeding.best_init`).
     """
     ranks, rank = comm.Get_size(), comm.Get_rank()
     lo, hi = rank_bounds(n_rows, ranks)[rank]
@@ -137,6 +141,8 @@ def fit(
         raise ValueError(f"rank {rank} holds {X_local.shape[0]} rows, expected {hi - lo}")
     if not 1 <= clusters <= n_rows:
         raise ValueError(f"need 1 <= clusters <= rows, got clusters={clusters}, rows={n_rows}")
+    if n_init < 1:
+        raise ValueError(f"n_init must be >= 1, got {n_init}")
     X = np.ascontiguousarray(X_local, dtype=np.float32)
     reducer = MPIReducer(comm, lo)
 
@@ -144,8 +150,6 @@ def fit(
     core.warmup(X.shape[1])
     indices = core.sample_indices(n_rows, clusters, seed)
     sample = gather_sample(comm, X, n_rows, indices)
-    _, pp_rng = core.init_streams(seed)
-    initial = core.kmeans_plusplus(sample, clusters, pp_rng)
     with core.Engine(X, threads=threads, method=method) as engine:
         s1, s2, bad = engine.moments(sample.mean(axis=0, dtype=np.float64))
         dim = X.shape[1]
@@ -155,6 +159,9 @@ def fit(
                 f"{int(moments[-1])} rows have NaN or infinite embedding values"
             )
         threshold = core.tolerance(n_rows, moments[:dim], moments[dim : 2 * dim], tol)
+        # After the finiteness check: restarts on a NaN sample would run to their cap.
+        _, pp_rng = core.init_streams(seed)
+        initial, init_info = seeding.best_init(sample, clusters, pp_rng, n_init)
         t1 = time.perf_counter()
         result = core.lloyd(engine, initial, max_iterations, threshold, reducer, on_iteration)
         t2 = time.perf_counter()
@@ -169,5 +176,6 @@ def fit(
         tolerance=threshold,
         sample_rows=len(indices),
         history=result.history,
+        init=init_info,
         seconds={"init": t1 - t0, "iterate": t2 - t1},
     )
