@@ -119,7 +119,7 @@ def test_vectorpipeline_runs_end_to_end_on_kubernetes_ray_slurm_and_s3(
         status = vp["status"]
         outputs = status["outputs"]
         assert outputs["rows"] == 15000, outputs
-        assert outputs["dim"] == 136, outputs
+        assert outputs["dim"] == 137, outputs  # 4-mers + abundance
         rj = cluster.must("rayjob", "e2e-etl")
         assert owner_of(rj) == [("VectorPipeline", "e2e", uid, True)]
         sj = cluster.must("slurmjob", "e2e-kmeans")

@@ -51,7 +51,7 @@ pytestmark = [
 ]
 
 WAIT = 300.0
-DIM = 136
+DIM = 137  # canonical 4-mers + the abundance column, the default embedding
 
 
 @dataclass

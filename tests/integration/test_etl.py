@@ -12,6 +12,13 @@ import pytest
 
 from tests.services.s3 import LocalS3
 from vectorpipe_workloads.embed import make_embedder
+from vectorpipe_workloads.embed.abundance import (
+    AbundanceParams,
+    AbundanceProfile,
+    KmerCounter,
+    WithAbundance,
+    composition_scale,
+)
 from vectorpipe_workloads.etl import EmptyInputError, run_etl
 from vectorpipe_workloads.manifest import read_manifest
 from vectorpipe_workloads.readers import InputFormatError
@@ -77,24 +84,66 @@ def all_rows(store: Store, out: str) -> tuple[list[str], np.ndarray]:
     return ids, np.vstack([embedding_matrix(t) for t in tables])
 
 
+def one_pass_embedding(seqs: list[str], k: int = 3) -> np.ndarray:
+    """What stage 1 should produce, computed in this process over all reads at once."""
+    base = make_embedder("kmer", k=k)
+    buf = np.frombuffer("".join(seqs).encode(), dtype=np.uint8)
+    offsets = np.concatenate([[0], np.cumsum([len(s) for s in seqs])]).astype(np.int64)
+    counter = KmerCounter(AbundanceParams())
+    counter.add(buf, offsets)
+    X = base.embed(buf, offsets).astype(np.float64)
+    scale = composition_scale(len(X), X.sum(0), (X * X).sum(0))
+    profile = AbundanceProfile(AbundanceParams(), counter.table, counter.added, scale)
+    return WithAbundance(base, profile).embed(buf, offsets)
+
+
+def test_abundance_column_separates_deep_reads_and_can_be_turned_off(
+    ray_session: Any, tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(11)
+    deep = "".join(rng.choice(list("ACGT"), 3000))
+    d = tmp_path / "in"
+    d.mkdir()
+    # A 3 kb genome at ~40x split over two files, and reads of random sequence.
+    for name in ("d1", "d2"):
+        reads = [
+            (f"{name}-{i}", deep[s : s + 150]) for i, s in enumerate(rng.integers(0, 2850, 400))
+        ]
+        (d / f"{name}.fastq").write_text(fastq(reads))
+    (d / "r.fastq").write_text(fastq(random_reads(rng, 400, "r")))
+    out = str(tmp_path / "out")
+    m = run_etl(spec(str(d) + "/", out, shards=2), pipeline="t")
+    assert m.dim == 33 and m.embedding["abundance"]["enabled"] is True
+    ids, vecs = all_rows(Store(), out)
+    col = vecs[:, -1]
+    is_deep = np.array([i.startswith("d") for i in ids])
+    assert col[is_deep].min() > 0 and np.median(col[~is_deep]) == 0.0
+    off = run_etl(
+        spec(
+            str(d) + "/", out, embedding={"method": "kmer", "k": 3, "abundance": {"enabled": False}}
+        ),
+        pipeline="t",
+    )
+    assert off.dim == 32
+    _, plain = all_rows(Store(), out)
+    np.testing.assert_array_equal(plain, vecs[:, :-1])
+
+
 def test_local_run_writes_balanced_deterministic_shards(
     ray_session: Any, inputs: tuple[Path, list[tuple[str, str]]], tmp_path: Path
 ) -> None:
     d, reads = inputs
     out = str(tmp_path / "out")
     m = run_etl(spec(str(d) + "/", out), pipeline="t")
-    assert m.rows == len(reads) and len(m.shards) == 4 and m.dim == 32
+    assert m.rows == len(reads) and len(m.shards) == 4 and m.dim == 33
     sizes = [s.rows for s in m.shards]
     assert max(sizes) - min(sizes) <= 1
     assert [s.records for s in m.sources] == [700, 1300, 333]
     store = Store()
     ids, vecs = all_rows(store, out)
     assert ids == [r for r, _ in reads]
-    emb = make_embedder("kmer", k=3)
-    seqs = [s for _, s in reads]
-    buf = np.frombuffer("".join(seqs).encode(), dtype=np.uint8)
-    offsets = np.concatenate([[0], np.cumsum([len(s) for s in seqs])]).astype(np.int64)
-    np.testing.assert_allclose(vecs, emb.embed(buf, offsets), rtol=1e-6)
+    # The files' first-pass profiles, merged across tasks, equal one pass over all reads.
+    np.testing.assert_allclose(vecs, one_pass_embedding([s for _, s in reads]), rtol=1e-5)
     first = [pq.read_table(Path(out) / s.path) for s in m.shards]
     # A rerun with fewer shards overwrites cleanly and drops the stale shard files.
     m2 = run_etl(spec(str(d) + "/", out, shards=2), pipeline="t")
@@ -161,4 +210,4 @@ def test_lance_output(
     m = run_etl(spec(str(d) + "/", out, shards=3, fmt="lance"))
     assert m.format == "lance" and [s.fragment for s in m.shards] == [0, 1, 2]
     ids, vecs = all_rows(Store(), out)
-    assert ids == [r for r, _ in reads] and vecs.shape == (len(reads), 32)
+    assert ids == [r for r, _ in reads] and vecs.shape == (len(reads), 33)

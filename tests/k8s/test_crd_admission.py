@@ -68,6 +68,8 @@ def test_examples_are_accepted_with_defaults_applied(
     assert spec["ray"]["workers"]["cpu"]
     assert spec["hpc"]["slurm"]["timeLimit"]
     assert spec["hpc"]["app"]["name"] == "kmeans"
+    assert spec["embedding"]["abundance"]["enabled"] is True
+    assert spec["hpc"]["app"]["nInit"] == 8
     assert spec["s3"] is not None
 
 
@@ -129,6 +131,26 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
         "dim-with-kmer",
         pipeline(embedding={"dim": 64}),
         "dim is only valid for method hashed",
+    ),
+    (
+        "abundance-k-too-short",
+        pipeline(embedding={"abundance": {"k": 9}}),
+        "spec.embedding.abundance.k in body should be greater than or equal to 11",
+    ),
+    (
+        "abundance-table-too-big",
+        pipeline(embedding={"abundance": {"tableBits": 29}}),
+        "spec.embedding.abundance.tableBits in body should be less than or equal to 28",
+    ),
+    (
+        "abundance-zero-weight",
+        pipeline(embedding={"abundance": {"weight": 0}}),
+        "spec.embedding.abundance.weight in body should be greater than 0",
+    ),
+    (
+        "n-init-zero",
+        pipeline(hpc={"app": {"nInit": 0}}),
+        "spec.hpc.app.nInit in body should be greater than or equal to 1",
     ),
     (
         "same-uri",

@@ -166,7 +166,7 @@ def pipeline(name: str, out: Path, **spec: Any) -> dict[str, Any]:
     return body
 
 
-def commit_manifest(out: Path, rows: int = 1000, shards: int = 4, dim: int = 136) -> None:
+def commit_manifest(out: Path, rows: int = 1000, shards: int = 4, dim: int = 137) -> None:
     per = [rows // shards] * shards
     per[-1] += rows - sum(per)
     manifest = Manifest(

@@ -127,7 +127,7 @@ def test_operator_runs_real_stage_one_through_the_harness(
         manifest = json.loads((out / "_manifest.json").read_text())
         assert manifest["rows"] == 60 and len(manifest["shards"]) == 2
         assert p["status"]["outputs"]["rows"] == 60
-        assert p["status"]["outputs"]["dim"] == 32  # canonical 3-mers
+        assert p["status"]["outputs"]["dim"] == 33  # canonical 3-mers + abundance
         assert condition(p, "EmbeddingComplete")["reason"] == "ManifestCommitted"
         sj = cluster.must("slurmjob", "real-kmeans")
         assert f"{out}/_manifest.json" in sj["spec"]["command"]

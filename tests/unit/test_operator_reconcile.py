@@ -84,7 +84,7 @@ def make_pipeline(out: Path, **spec: Any) -> dict[str, Any]:
     }
 
 
-def commit_manifest(out: Path, rows: int = 100, shards: int = 4, dim: int = 136) -> None:
+def commit_manifest(out: Path, rows: int = 100, shards: int = 4, dim: int = 137) -> None:
     per = [rows // shards] * shards
     per[-1] += rows - sum(per)
     manifest = Manifest(

@@ -226,7 +226,7 @@ def test_demo_pipeline_is_valid_and_points_at_the_bundled_data() -> None:
     assert doc.name == "demo"
     assert Path(spec.input.uri) == DATA
     assert spec.embedding.method == "kmer" and spec.embedding.k == 4 and spec.embedding.canonical
-    assert spec.dim == 136
+    assert spec.dim == 137  # 136 canonical 4-mers + abundance
     assert spec.output.shards == 4
     assert spec.hpc.slurm.nodes == 1 and spec.hpc.slurm.ntasks_per_node == 2
     assert spec.hpc.slurm.endpoint is None
