@@ -320,7 +320,7 @@ def test_manifest_on_s3(monkeypatch: pytest.MonkeyPatch) -> None:
         Store.__init__(commit_manifest_s3)
         manifest = Manifest(
             format="parquet",
-            dim=136,
+            dim=137,
             rows=3,
             embedding={},
             shards=[ShardInfo("p", 3, 9)],
