@@ -81,6 +81,12 @@ def test_quality_rows_cover_every_method_for_both_read_lengths(small_run: Path) 
 
     q = json.loads((small_run / "benchmarks.json").read_text())["quality"]
     for length in ("short", "long"):
-        assert [row["method"] for row in q[length]] == [label for label, _ in METHODS]
+        assert [row["method"] for row in q[length]] == [m[0] for m in METHODS]
         for row in q[length]:
             assert -1 <= row["ari"] <= 1 and 0 <= row["nmi"] <= 1, row
+        # The default has the abundance column: one more dimension than its 4-mers.
+        assert q[length][0]["dim"] == q[length][1]["dim"] + 1 == 137
+        even = q["even_coverage"][length]
+        assert even["reads"] > 0 and -1 <= even["default"] <= 1 and -1 <= even["baseline"] <= 1
+    assert q["ari_short"] == q["short"][0]["ari"]
+    assert q["baseline_ari_long"] == q["long"][1]["ari"]
