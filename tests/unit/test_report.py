@@ -361,6 +361,10 @@ def test_human_bytes_and_embedding_text() -> None:
     assert report.describe_embedding({"method": "hashed", "k": 15, "dim": 100}) == (
         "hashed k=15 dim=100"
     )
+    on = {"method": "kmer", "k": 4, "canonical": True, "abundance": {"enabled": True, "k": 21}}
+    assert report.describe_embedding(on) == "kmer k=4 canonical + abundance (k=21)"
+    off = {**on, "abundance": {"enabled": False, "k": 21}}
+    assert report.describe_embedding(off) == "kmer k=4 canonical"
 
 
 def test_cli_writes_the_report_with_labels(

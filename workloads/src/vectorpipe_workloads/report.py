@@ -498,6 +498,9 @@ def describe_embedding(e: dict[str, Any]) -> str:
     for key in ("dim", "sketch_size", "sketchSize"):
         if e.get(key) is not None and method != "kmer":
             parts.append(f"{key}={e[key]}")
+    abundance = e.get("abundance")
+    if isinstance(abundance, dict) and abundance.get("enabled"):
+        parts.append(f"+ abundance (k={abundance.get('k', '?')})")
     return " ".join(parts)
 
 
