@@ -11,6 +11,7 @@ from typing import Any
 from vectorpipe_workloads.spec import PipelineDocument
 
 STAGE_LABELS = {
+    "profile": "stage 1 · count k-mers",
     "embed": "stage 1 · embed files",
     "shards": "stage 1 · write shards",
     "kmeans": "stage 2 · k-means iterations",
