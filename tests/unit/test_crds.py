@@ -97,12 +97,15 @@ def test_optional_subobjects_get_defaults_so_nested_defaults_apply() -> None:
         "canonical": True,
         "transform": "none",
         "seed": 0,
+        "abundance": {"enabled": True, "k": 21, "scaled": 8, "tableBits": 22, "weight": 1.0},
     }
+    assert props["embedding"]["properties"]["abundance"]["properties"]["tableBits"]["maximum"] == 28
     assert props["s3"]["default"] == {}
     assert props["ray"]["default"]["workers"] == props["ray"]["properties"]["workers"]["default"]
     assert props["ray"]["properties"]["workers"]["default"]["replicas"] == 1
     assert props["hpc"]["default"]["slurm"]["ntasksPerNode"] == 2
     assert props["hpc"]["default"]["app"]["clusters"] == 20
+    assert props["hpc"]["default"]["app"]["nInit"] == 8
     # Required sub-objects, and those with required fields, get no default.
     assert "default" not in props["input"] and "default" not in props["output"]
     assert "default" not in props["hpc"]["properties"]["slurm"]["properties"]["tokenSecretRef"]
