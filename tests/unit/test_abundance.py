@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from vectorpipe_workloads import profiling
 from vectorpipe_workloads.embed import make_embedder
 from vectorpipe_workloads.embed.abundance import (
     AbundanceParams,
@@ -15,6 +18,7 @@ from vectorpipe_workloads.embed.abundance import (
 )
 from vectorpipe_workloads.profiling import FileProfile, ProfileMerger, embedder_for
 from vectorpipe_workloads.spec import AbundanceSpec, EmbeddingSpec
+from vectorpipe_workloads.storage import InputFile, S3Config
 
 COMPLEMENT = str.maketrans("ACGTacgt", "TGCAtgca")
 
@@ -191,3 +195,26 @@ def test_embedder_for_follows_the_spec() -> None:
 def test_params_refuse_out_of_range_values(kwargs: dict[str, int]) -> None:
     with pytest.raises(ValueError, match="abundance"):
         AbundanceParams(**kwargs)
+
+
+def test_profile_file_counts_everything_and_samples_the_first_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One file's first pass: all reads counted, moments from the first SCALE_SAMPLE_READS."""
+    rng = np.random.default_rng(8)
+    reads = [random_dna(rng, int(rng.integers(30, 120))) for _ in range(500)]
+    path = tmp_path / "r.fastq"
+    path.write_text("".join(f"@r{i}\n{r}\n+\n{'I' * len(r)}\n" for i, r in enumerate(reads)))
+    # Tiny sample blocks and a sample cap inside a batch exercise the slicing.
+    monkeypatch.setattr(profiling, "SAMPLE_BLOCK_BYTES", 8 * 32 * 7)
+    monkeypatch.setattr(profiling, "SCALE_SAMPLE_READS", 301)
+    spec = EmbeddingSpec(k=3, abundance=AbundanceSpec(k=15, scaled=1, table_bits=18))
+    part = profiling.profile_file(
+        S3Config.from_env(), InputFile(str(path), path.stat().st_size), spec, batch_size=128
+    )
+    whole = profile_of(reads, AbundanceParams(k=15, scaled=1, table_bits=18))
+    np.testing.assert_array_equal(part.table, whole.table)
+    assert (part.added, part.reads, part.n) == (whole.added, 500, 301)
+    X = make_embedder("kmer", k=3).embed(*pack(reads[:301])).astype(np.float64)
+    np.testing.assert_allclose(part.s1, X.sum(0), rtol=1e-9)
+    np.testing.assert_allclose(part.s2, (X * X).sum(0), rtol=1e-9)

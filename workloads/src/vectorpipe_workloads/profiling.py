@@ -29,6 +29,7 @@ from vectorpipe_workloads.storage import InputFile, S3Config, Store
 
 # Enough reads per file to estimate the composition's spread to a few percent.
 SCALE_SAMPLE_READS = 20_000
+SAMPLE_BLOCK_BYTES = 64 << 20
 
 
 def abundance_params(spec: AbundanceSpec) -> AbundanceParams:
@@ -81,16 +82,19 @@ def profile_file(
     s1 = np.zeros(base.dim, np.float64)
     s2 = np.zeros(base.dim, np.float64)
     n = reads = 0
+    step = max(1, SAMPLE_BLOCK_BYTES // (8 * base.dim))
     with Store(s3).local_copy(file.uri) as path:
         for batch in iter_batches(path, source=file.uri, batch_size=batch_size):
             counter.add(batch.seq, batch.offsets)
             reads += len(batch.offsets) - 1
             take = min(SCALE_SAMPLE_READS - n, len(batch.offsets) - 1)
-            if take > 0:
-                X = base.embed(batch.seq, batch.offsets[: take + 1]).astype(np.float64)
+            # Slices keep the float64 copy near SAMPLE_BLOCK_BYTES even at k = 8.
+            for lo in range(0, max(take, 0), step):
+                hi = min(take, lo + step)
+                X = base.embed(batch.seq, batch.offsets[lo : hi + 1]).astype(np.float64)
                 s1 += X.sum(axis=0)
                 s2 += (X * X).sum(axis=0)
-                n += take
+            n += max(take, 0)
     return FileProfile(counter.table, counter.added, reads, n, s1, s2)
 
 
