@@ -82,12 +82,14 @@ def test_minimal_example_gets_the_documented_defaults(crds: ControlPlane, namesp
         "canonical": True,
         "transform": "none",
         "seed": 0,
+        "abundance": {"enabled": True, "k": 21, "scaled": 8, "tableBits": 22, "weight": 1.0},
     }
     assert spec["output"]["shards"] == 8
     assert spec["ray"]["workers"]["replicas"] == 1
     assert spec["hpc"]["slurm"]["ntasksPerNode"] == 2
     assert spec["hpc"]["app"]["clusters"] == 20
     assert spec["hpc"]["app"]["tolerance"] == 0.0001
+    assert spec["hpc"]["app"]["nInit"] == 8
 
 
 def _without_input() -> dict[str, Any]:
