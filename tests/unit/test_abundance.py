@@ -124,10 +124,11 @@ def test_background_is_subtracted_from_a_crowded_table() -> None:
 def test_counts_saturate_instead_of_wrapping() -> None:
     params = AbundanceParams(k=11, scaled=1, table_bits=8)
     counter = KmerCounter(params)
-    counter.table[:] = np.iinfo(np.uint32).max - 1
+    top = np.iinfo(counter.table.dtype).max
+    counter.table[:] = top - 1
     counter.add(*pack(["ACGTACGTACGTACGTACGTAAAAACCCC"] * 3))
-    assert counter.table.min() == np.iinfo(np.uint32).max - 1
-    assert counter.table.max() == np.iinfo(np.uint32).max
+    assert counter.table.min() == top - 1
+    assert counter.table.max() == top
 
 
 def test_merged_file_profiles_equal_one_pass_over_everything() -> None:
@@ -218,3 +219,14 @@ def test_profile_file_counts_everything_and_samples_the_first_reads(
     X = make_embedder("kmer", k=3).embed(*pack(reads[:301])).astype(np.float64)
     np.testing.assert_allclose(part.s1, X.sum(0), rtol=1e-9)
     np.testing.assert_allclose(part.s2, (X * X).sum(0), rtol=1e-9)
+
+
+def test_merged_tables_saturate_too() -> None:
+    merger = ProfileMerger(AbundanceSpec(k=11, scaled=1, table_bits=16), 1)
+    full = np.full(1 << 16, np.iinfo(np.uint16).max - 5, np.uint16)
+    one = FileProfile(full, 10, 1, 0, np.zeros(1), np.zeros(1))
+    merger.add(one)
+    merger.add(one)
+    profile = merger.profile()
+    assert profile.table.dtype == np.uint16 and profile.added == 20
+    assert np.all(profile.table == np.iinfo(np.uint16).max)

@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 
 from vectorpipe_workloads.embed import Embedder, make_embedder
 from vectorpipe_workloads.embed.abundance import (
+    COUNT_MAX,
     AbundanceParams,
     AbundanceProfile,
     KmerCounter,
@@ -63,7 +64,7 @@ def embedder_for(embedding: EmbeddingSpec, profile: AbundanceProfile | None) -> 
 class FileProfile:
     """One file's first pass: its count table and composition moments."""
 
-    table: NDArray[np.uint32]
+    table: NDArray[np.uint16]
     added: int
     reads: int
     n: int
@@ -117,6 +118,6 @@ class ProfileMerger:
         self.s2 += part.s2
 
     def profile(self) -> AbundanceProfile:
-        table = np.minimum(self.table, np.iinfo(np.uint32).max).astype(np.uint32)
+        table = np.minimum(self.table, COUNT_MAX).astype(np.uint16)
         scale = self.spec.weight * composition_scale(self.n, self.s1, self.s2)
         return AbundanceProfile(abundance_params(self.spec), table, self.added, scale)
