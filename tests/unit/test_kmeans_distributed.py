@@ -331,5 +331,6 @@ def test_cli_takes_n_init_and_records_the_starts_in_metrics(tmp_path: Path) -> N
     assert run_ranks(1, lambda comm: cli.run(comm, args)) == [cli.EXIT_OK]
     m = json.loads((tmp_path / "out" / io.METRICS_NAME).read_text())
     assert m["n_init"] == 3
+    assert m["method"] == "k-means (Lloyd, best of 3 k-means++ starts)"
     assert len(m["init_sample_inertia"]) == 3 and len(m["init_sample_iterations"]) == 3
     assert m["init_sample_inertia"][m["init_start"]] == min(m["init_sample_inertia"])

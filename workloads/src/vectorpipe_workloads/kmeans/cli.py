@@ -263,7 +263,9 @@ def metrics(
     per_iter = [s.seconds for s in result.history]
     ms = 1e3 * sum(per_iter) / len(per_iter) if per_iter else 0.0
     return {
-        "method": "k-means (Lloyd, k-means++ init)",
+        "method": "k-means (Lloyd, k-means++ init)"
+        if args.n_init == 1
+        else f"k-means (Lloyd, best of {args.n_init} k-means++ starts)",
         "engine": args.method,
         "manifest": ds.manifest_uri,
         "output": args.output,
