@@ -10,7 +10,8 @@ bounds prove cannot change cluster and reports the inertia from per-cluster
 sums; the labels are those of the full sweep. Initialisation is k-means++
 (scikit-learn's greedy variant, in `seeding`) on a sample; a cluster left empty takes the row farthest from its centroid;
 iteration stops, as in scikit-learn, when the summed squared centroid shift is
-at most `tol` times the mean per-feature variance. Everything that must be
+at most `tol` times the mean per-feature variance (those update-step helpers
+live in `update` and are re-exported here). Everything that must be
 summed over all rows goes through a `Reducer`, which is the identity here and
 an `Allreduce` in `distributed`, so one loop serves one process and P ranks.
 """
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar
@@ -35,6 +36,11 @@ from vectorpipe_workloads.kmeans.seeding import init_streams as init_streams
 from vectorpipe_workloads.kmeans.seeding import kmeans_plusplus as kmeans_plusplus
 from vectorpipe_workloads.kmeans.seeding import sample_indices as sample_indices
 from vectorpipe_workloads.kmeans.seeding import sample_size as sample_size
+from vectorpipe_workloads.kmeans.update import center_shift as center_shift
+from vectorpipe_workloads.kmeans.update import farthest as farthest
+from vectorpipe_workloads.kmeans.update import relocate_empty as relocate_empty
+from vectorpipe_workloads.kmeans.update import tolerance as tolerance
+from vectorpipe_workloads.kmeans.update import update_centroids as update_centroids
 
 # "hamerly" skips rows that bounds prove cannot move (same labels as "fused");
 # "fused" and "gemm" are plain Lloyd, kept for reference and benchmarks.
@@ -284,51 +290,6 @@ def warmup(dim: int = 3) -> None:
             e.dist  # noqa: B018 (the refresh compiles its kernel)
     labels, _ = assign(X, X[:2])
     accumulate(X, labels, 2)
-
-
-def tolerance(n_rows: int, s1: F64, s2: F64, tol: float) -> float:
-    """scikit-learn's `_tolerance`: tol × mean per-feature variance, from shifted moments."""
-    if tol == 0 or n_rows == 0:
-        return 0.0
-    mean = s1 / n_rows
-    var = np.maximum(s2 / n_rows - mean * mean, 0.0)
-    return float(np.mean(var) * tol)
-
-
-def update_centroids(sums: F64, counts: I64, previous: F32) -> F32:
-    """Means of the clusters; a cluster with no rows keeps its previous centroid."""
-    new = previous.astype(np.float64)
-    full = counts > 0
-    new[full] = sums[full] / counts[full, None]
-    return new.astype(np.float32)
-
-
-def center_shift(old: F32, new: F32) -> float:
-    """Σ over clusters of the squared distance each centroid moved."""
-    diff = new.astype(np.float64) - old.astype(np.float64)
-    return float((diff * diff).sum())
-
-
-def farthest(values: NDArray[Any], index: NDArray[Any], m: int) -> NDArray[np.intp]:
-    """Positions of the m largest values, ties broken by the smaller index: a total order."""
-    m = min(m, len(values))
-    if m <= 0:
-        return np.empty(0, np.intp)
-    threshold = np.partition(values, len(values) - m)[len(values) - m]
-    cand = np.flatnonzero(values >= threshold)
-    order = np.lexsort((index[cand], -values[cand].astype(np.float64)))
-    return cand[order[:m]]
-
-
-def relocate_empty(
-    sums: F64, counts: I64, empty: Iterable[int], points: F64, point_labels: Iterable[int]
-) -> None:
-    """Seed each empty cluster with one far row, taking that row out of its old cluster (in place)."""
-    for e, p, old in zip(empty, points, point_labels, strict=True):
-        sums[old] -= p
-        counts[old] -= 1
-        sums[e] = p
-        counts[e] = 1
 
 
 class Reducer(Protocol):
