@@ -1,8 +1,9 @@
 """Stage 2: distributed k-means over the shards a stage-1 manifest lists.
 
 `core` holds the numerics on plain numpy arrays (assignment, accumulation,
-k-means++, centroid update, empty clusters, convergence) and knows nothing of
-MPI; `distributed` runs Lloyd's algorithm over an mpi4py communicator with one
+convergence; k-means++ and the best of `nInit` starts from `seeding`, centroid
+update and empty clusters from `update`, Hamerly's bounds from `hamerly`) and
+knows nothing of MPI; `distributed` runs Lloyd's algorithm over an mpi4py communicator with one
 `Allreduce` per iteration and an initialisation that does not depend on the
 number of ranks; `io` reads a rank's rows and writes the clustering contract
 (`assignments/`, `centroids.parquet`, `metrics.json`, `_SUCCESS`); `cli` is the
