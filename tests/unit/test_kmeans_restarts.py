@@ -92,7 +92,7 @@ def test_more_starts_escape_the_local_optimum_a_single_start_falls_into() -> Non
 def test_refine_is_lloyd_to_a_fixed_point() -> None:
     X = blobs(1200, 5, 4, seed=4).astype(np.float64)
     C0 = X[[0, 1, 2, 3]].copy()
-    C, inertia, updates = seeding.refine(X, C0, 100)
+    C, inertia, updates = seeding.refine(X, C0, 100, tol=0.0)
     ref = KMeans(4, init=C0, n_init=1, max_iter=100, tol=0.0, algorithm="lloyd").fit(X)
     np.testing.assert_allclose(C, ref.cluster_centers_, rtol=1e-9, atol=1e-9)
     assert inertia == pytest.approx(ref.inertia_, rel=1e-9)
@@ -116,3 +116,13 @@ def test_a_cluster_left_empty_keeps_its_centroid() -> None:
 def test_bad_start_count_is_refused() -> None:
     with pytest.raises(ValueError, match="n_init must be >= 1"):
         seeding.best_init(blobs(10, 2, 2), 2, np.random.default_rng(0), n_init=0)
+
+
+def test_refine_stops_once_updates_gain_almost_nothing() -> None:
+    """On structureless data rows trade places for ever; the tolerance ends that tail."""
+    X = np.random.default_rng(5).standard_normal((3000, 8))
+    C0 = seeding.kmeans_plusplus(X, 10, np.random.default_rng(0)).astype(np.float64)
+    _, exact, capped = seeding.refine(X, C0, 200, tol=0.0)
+    _, early, stopped = seeding.refine(X, C0, 200)
+    assert stopped < capped
+    assert early >= exact and early <= exact * (1 + 1e-2)
