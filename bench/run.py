@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import k8s, kmeans, quality, report, shards, stage1
+from bench import k8s, kmeans, plots, quality, report, shards, stage1
 from bench.common import SCALES, Json, log, machine
 from bench.data import short_reads
 
@@ -86,7 +86,7 @@ def write(r: Json, out: Path) -> None:
     if bad:
         raise RuntimeError(f"non-finite headline numbers: {bad}")
     (out / "benchmarks.json").write_text(json.dumps(r, indent=1, sort_keys=False) + "\n")
-    images = report.plots(r, out / "benchmarks")
+    images = plots.plots(r, out / "benchmarks")
     (out / "benchmarks.md").write_text(report.render(r, images, "benchmarks"))
     log(f"wrote {out / 'benchmarks.md'} and {out / 'benchmarks.json'}")
 
