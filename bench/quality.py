@@ -23,11 +23,10 @@ from bench.common import Json, Scale, log
 from bench.data import Labelled, genomes, long_reads, short_reads
 from vectorpipe_workloads import sampledata
 from vectorpipe_workloads.embed import make_embedder
-from vectorpipe_workloads.embed.abundance import KmerCounter, WithAbundance
 from vectorpipe_workloads.kmeans import core
 from vectorpipe_workloads.kmeans.seeding import best_init
-from vectorpipe_workloads.profiling import FileProfile, ProfileMerger, abundance_params
-from vectorpipe_workloads.spec import AbundanceSpec
+from vectorpipe_workloads.profiling import ProfileMerger, embedder_for, profile_batches
+from vectorpipe_workloads.spec import EmbeddingSpec
 
 # (label, make_embedder keyword arguments, abundance column?, k-means starts).
 # Labels ending in "+ pca3" / "+ zscore" add a step between embedding and
@@ -66,13 +65,10 @@ def embed_all(kwargs: dict[str, Any], abundance: bool, reads: Labelled) -> np.nd
     base = make_embedder(**kwargs)
     if not abundance:
         return base.embed(raw, offsets)
-    spec = AbundanceSpec()
-    merger = ProfileMerger(spec, base.dim)
-    counter = KmerCounter(abundance_params(spec))
-    counter.add(raw, offsets)
-    X = base.embed(raw, offsets).astype(np.float64)
-    merger.add(FileProfile(counter.table, counter.added, len(X), len(X), X.sum(0), (X * X).sum(0)))
-    return WithAbundance(base, merger.profile()).embed(raw, offsets)
+    spec = EmbeddingSpec(**kwargs)
+    merger = ProfileMerger(spec.abundance, base.dim)
+    merger.add(profile_batches([(raw, offsets)], spec))
+    return embedder_for(spec, merger.profile()).embed(raw, offsets)
 
 
 def post(label: str, X: np.ndarray) -> np.ndarray:

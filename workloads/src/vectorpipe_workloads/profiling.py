@@ -11,6 +11,7 @@ turns an `EmbeddingSpec` into an embedder, with or without that profile.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,31 +73,39 @@ class FileProfile:
     s2: NDArray[np.float64]
 
 
-def profile_file(
-    s3: S3Config, file: InputFile, embedding: EmbeddingSpec, batch_size: int
+def profile_batches(
+    batches: Iterable[tuple[NDArray[np.uint8], NDArray[np.int64]]], embedding: EmbeddingSpec
 ) -> FileProfile:
-    """Count one file's sampled k-mers and sum its first reads' vectors (runs as a Ray task)."""
-    from vectorpipe_workloads.readers import iter_batches
-
+    """Count the sampled k-mers of (seq, offsets) batches and sum the first reads' vectors."""
     base = base_embedder(embedding)
     counter = KmerCounter(abundance_params(embedding.abundance))
     s1 = np.zeros(base.dim, np.float64)
     s2 = np.zeros(base.dim, np.float64)
     n = reads = 0
     step = max(1, SAMPLE_BLOCK_BYTES // (8 * base.dim))
-    with Store(s3).local_copy(file.uri) as path:
-        for batch in iter_batches(path, source=file.uri, batch_size=batch_size):
-            counter.add(batch.seq, batch.offsets)
-            reads += len(batch.offsets) - 1
-            take = min(SCALE_SAMPLE_READS - n, len(batch.offsets) - 1)
-            # Slices keep the float64 copy near SAMPLE_BLOCK_BYTES even at k = 8.
-            for lo in range(0, max(take, 0), step):
-                hi = min(take, lo + step)
-                X = base.embed(batch.seq, batch.offsets[lo : hi + 1]).astype(np.float64)
-                s1 += X.sum(axis=0)
-                s2 += (X * X).sum(axis=0)
-            n += max(take, 0)
+    for seq, offsets in batches:
+        counter.add(seq, offsets)
+        reads += len(offsets) - 1
+        take = min(SCALE_SAMPLE_READS - n, len(offsets) - 1)
+        # Slices keep the float64 copy near SAMPLE_BLOCK_BYTES even at k = 8.
+        for lo in range(0, max(take, 0), step):
+            hi = min(take, lo + step)
+            X = base.embed(seq, offsets[lo : hi + 1]).astype(np.float64)
+            s1 += X.sum(axis=0)
+            s2 += (X * X).sum(axis=0)
+        n += max(take, 0)
     return FileProfile(counter.table, counter.added, reads, n, s1, s2)
+
+
+def profile_file(
+    s3: S3Config, file: InputFile, embedding: EmbeddingSpec, batch_size: int
+) -> FileProfile:
+    """`profile_batches` over one input file, streamed (runs as a Ray task)."""
+    from vectorpipe_workloads.readers import iter_batches
+
+    with Store(s3).local_copy(file.uri) as path:
+        batches = iter_batches(path, source=file.uri, batch_size=batch_size)
+        return profile_batches(((b.seq, b.offsets) for b in batches), embedding)
 
 
 class ProfileMerger:
