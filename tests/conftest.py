@@ -4,7 +4,7 @@
 slurmctld, slurmd and slurmrestd with JWT on loopback (tests/services/slurm.py).
 `k8s`: a real control plane (etcd, kube-apiserver, controller-manager,
 scheduler) with KubeRay's CRDs, built from Go modules on first use
-(tests/k8s/controlplane.py); `kuberay` (module scope) adds a kwok node and the
+(tests/support/controlplane/); `kuberay` (module scope) adds a kwok node and the
 real KubeRay operator and stops them after the module, because other modules
 play KubeRay's part themselves; `namespace` is a fresh namespace per test.
 They live here, not in a folder's conftest, so every folder shares one
@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from slurm_bridge.client import SlurmRestClient, static_token
-from tests.k8s.controlplane import ControlPlane, ControlPlaneError, Toolchain
+from tests.support.controlplane import ControlPlane, ControlPlaneError, Toolchain
 from tests.services.s3 import LocalS3, local_s3
 from tests.services.slurm import LocalSlurm, slurm_fixture
 

@@ -1,7 +1,7 @@
 """Helpers the chart tests share: run the pinned helm, render the chart, pick objects out.
 
 `Helm` runs the helm binary that ``hack/k8s/build.sh`` builds (the `Toolchain`
-of tests/k8s/controlplane.py) with its cache and config under a temp dir, so a
+of tests/support/controlplane/) with its cache and config under a temp dir, so a
 test never reads or writes the user's helm state. `render` turns values into
 the list of objects `helm template` prints; `find`/`only` select them by kind
 and name. Kubernetes' version is passed explicitly: a helm built from Go
@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from tests.k8s.controlplane import Toolchain
+from tests.support.controlplane import Toolchain
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "vectorpipe"

@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 
 from tests.chart.chartlib import CHART, Helm, hook_script, render, values_args
-from tests.k8s.controlplane import ControlPlane
+from tests.support.controlplane import ControlPlane
 from tests.k8s.test_operator import Cluster, commit_manifest, pipeline, start_operator
 from tests.k8s.test_slurmjob_controller import Rig
 from tests.services.slurm import LocalSlurm

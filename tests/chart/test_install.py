@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from tests.chart.chartlib import CHART, Helm, Obj, find, hook_script, parse, values_args
-from tests.k8s.controlplane import ControlPlane
+from tests.support.controlplane import ControlPlane
 
 pytestmark = pytest.mark.k8s
 

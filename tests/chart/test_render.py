@@ -30,7 +30,7 @@ from tests.chart.chartlib import (
     render,
     values_args,
 )
-from tests.k8s.controlplane import Toolchain
+from tests.support.controlplane import Toolchain
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from tests.deploy.support import CHART, EKS, FSX, example_env, render
-from tests.k8s.controlplane import ControlPlane
+from tests.support.controlplane import ControlPlane
 
 pytestmark = [pytest.mark.k8s]
 

@@ -31,7 +31,7 @@ from cryptography.x509.oid import NameOID
 from slurm_bridge.client.rest import SlurmRestClient
 from slurm_bridge.errors import SlurmUnavailable
 from tests.deploy.support import EKS, example_env, render_yaml_docs
-from tests.k8s.controlplane import ControlPlane
+from tests.support.controlplane import ControlPlane
 
 OPENAPI = {
     "openapi": "3.0.2",

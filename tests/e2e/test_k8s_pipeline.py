@@ -17,8 +17,8 @@ import pytest
 
 from slurm_bridge.client import SlurmRestClient
 from slurm_bridge.options import ENV_PREFIX
-from tests.k8s.controlplane import ControlPlane
-from tests.k8s.rayjob_harness import LocalRayHead, RayJobHarness
+from tests.support.controlplane import ControlPlane
+from tests.support.rayjob_harness import LocalRayHead, RayJobHarness
 from tests.k8s.test_operator import Cluster, owner_of, start_operator
 from tests.k8s.test_slurmjob_controller import Rig, slurm_jobs_of
 from tests.services.s3 import LocalS3

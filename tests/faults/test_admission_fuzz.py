@@ -28,7 +28,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from tests.k8s.controlplane import ControlPlane
+from tests.support.controlplane import ControlPlane
 from vectorpipe_workloads.spec import PipelineDocument
 
 pytestmark = [pytest.mark.faults, pytest.mark.k8s, pytest.mark.timeout(900)]

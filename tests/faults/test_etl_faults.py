@@ -28,8 +28,8 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.k8s.controlplane import ControlPlane
-from tests.k8s.rayjob_harness import LocalRayHead, RayJobHarness
+from tests.support.controlplane import ControlPlane
+from tests.support.rayjob_harness import LocalRayHead, RayJobHarness
 from tests.k8s.test_operator import Cluster, condition, pipeline, start_operator
 from tests.services.s3 import LocalS3
 from tests.services.s3_faults import FaultyS3

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.k8s.controlplane import ControlPlane
+from tests.support.controlplane import ControlPlane
 from tests.k8s.test_operator import (
     Cluster,
     Operator,

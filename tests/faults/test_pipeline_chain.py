@@ -32,7 +32,7 @@ import pytest
 
 from slurm_bridge.client import SlurmRestClient
 from slurm_bridge.options import ENV_PREFIX
-from tests.k8s.controlplane import ControlPlane
+from tests.support.controlplane import ControlPlane
 from tests.k8s.test_operator import Cluster, Operator, start_operator
 from tests.k8s.test_slurmjob_controller import Rig, slurm_jobs_of, wait_slurm
 from tests.services.s3 import LocalS3

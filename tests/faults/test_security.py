@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.k8s.controlplane import ControlPlane
+from tests.support.controlplane import ControlPlane
 from tests.k8s.test_operator import Cluster, condition, pipeline, start_operator
 from tests.services.s3 import LocalS3
 from vectorpipe_workloads.pipeline_file import PipelineFileError, load_pipeline

@@ -21,7 +21,7 @@ import pytest
 
 from slurm_bridge.client import SlurmRestClient
 from slurm_bridge.script import job_key
-from tests.k8s.controlplane import ControlPlane
+from tests.support.controlplane import ControlPlane
 from tests.k8s.test_slurmjob_controller import Rig, cond, slurm_jobs_of, wait_slurm
 from tests.services.slurm import LocalSlurm
 

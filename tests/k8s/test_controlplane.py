@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.k8s.controlplane import ControlPlane
+from tests.support.controlplane import ControlPlane
 
 pytestmark = pytest.mark.k8s
 

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.k8s.controlplane import ControlPlane, free_ports
-from tests.k8s.processes import ControllerProcess, http_ok
+from tests.support.controlplane import ControlPlane, free_ports
+from tests.support.processes import ControllerProcess, http_ok
 from vectorpipe_operator.builders import build_rayjob
 from vectorpipe_operator.resources import Pipeline
 from vectorpipe_workloads.manifest import Manifest, ShardInfo, write_manifest

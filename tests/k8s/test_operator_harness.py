@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from tests.k8s.controlplane import ControlPlane
-from tests.k8s.rayjob_harness import LocalRayHead, RayJobHarness
+from tests.support.controlplane import ControlPlane
+from tests.support.rayjob_harness import LocalRayHead, RayJobHarness
 from tests.k8s.test_operator import Cluster, condition, start_operator
 
 pytestmark = pytest.mark.k8s

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.k8s.controlplane import ControlPlane
+from tests.support.controlplane import ControlPlane
 from tests.k8s.test_operator import CRDS, Cluster, start_operator
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]

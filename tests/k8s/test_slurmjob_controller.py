@@ -28,8 +28,8 @@ from slurm_bridge.client import JobInfo, SlurmRestClient
 from slurm_bridge.finalize import FINALIZER, SKIP_CANCEL_ANNOTATION
 from slurm_bridge.options import CRASH_AFTER_SUBMIT_ENV, CRASH_EXIT_CODE
 from slurm_bridge.script import job_key
-from tests.k8s.controlplane import ControlPlane, free_ports
-from tests.k8s.processes import ControllerProcess, http_ok
+from tests.support.controlplane import ControlPlane, free_ports
+from tests.support.processes import ControllerProcess, http_ok
 from tests.services.slurm import LocalSlurm
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slurm]
