@@ -85,7 +85,7 @@ VERSION=$(python3 -c 'import tomllib; print(tomllib.load(open("pyproject.toml", 
 # only costs a rebuild).
 INPUT_PATHS=(pyproject.toml requirements.lock README.md .gitignore
              images/lock_subset.py images/build-constraints.txt images/.containerignore
-             workloads/src operator/src slurm-bridge/src)
+             core/src workloads/src operator/src slurm-bridge/src)
 REVISION=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 if [[ "$REVISION" != unknown ]] && [[ -n "$(git status --porcelain -- images "${INPUT_PATHS[@]}" 2>/dev/null)" ]]; then
   REVISION="${REVISION}-dirty"

@@ -153,7 +153,7 @@ def test_install_notes_show_the_slurm_block_of_the_walkthrough_pipeline(
     namespace: str,
     tmp_path: Path,
 ) -> None:
-    from vectorpipe_workloads.spec import PipelineDocument, SlurmSpec
+    from vectorpipe_api.pipeline import PipelineDocument, SlurmSpec
 
     env = {**example_env(), "PIPELINE_NAMESPACE": namespace}
     values = rendered(tmp_path, "values-eks.yaml", env, EKS)

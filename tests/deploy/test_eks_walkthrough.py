@@ -30,7 +30,7 @@ ENV = example_env()
 
 def test_walkthrough_pipeline_fits_the_roles_the_chart_and_the_cluster() -> None:
     from vectorpipe_workloads.manifest import manifest_uri
-    from vectorpipe_workloads.spec import PipelineDocument
+    from vectorpipe_api.pipeline import PipelineDocument
 
     (doc,) = render_yaml_docs(EKS / "pipeline-eks.yaml", ENV)
     spec = PipelineDocument.model_validate(doc).spec
@@ -72,7 +72,7 @@ def test_walkthrough_pipeline_fits_the_roles_the_chart_and_the_cluster() -> None
 
 
 def test_walkthrough_pipeline_runs_ray_on_the_ray_workers_with_fsx() -> None:
-    from vectorpipe_workloads.spec import PipelineDocument
+    from vectorpipe_api.pipeline import PipelineDocument
 
     (doc,) = render_yaml_docs(EKS / "pipeline-eks.yaml", ENV)
     ray = PipelineDocument.model_validate(doc).spec.ray

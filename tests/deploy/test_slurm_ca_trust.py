@@ -147,7 +147,7 @@ def test_bridge_trusts_the_ca_the_walkthrough_pipeline_names(
     from slurm_bridge.clients import Clients
     from slurm_bridge.k8s import Kube
     from slurm_bridge.options import Options
-    from slurm_bridge.spec import SlurmJobSpec
+    from vectorpipe_api.slurmjob import SlurmJobSpec
     from vectorpipe_operator.builders import build_slurmjob
     from vectorpipe_operator.resources import Pipeline
 

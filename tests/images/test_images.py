@@ -141,7 +141,7 @@ def test_entrypoint_and_imports_write_nothing_outside_tmp(operator_image: Image)
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().startswith("/opt/venv/")
-    result = operator_image.run("python", "-c", "import vectorpipe_workloads.spec")
+    result = operator_image.run("python", "-c", "import vectorpipe_api.pipeline")
     assert result.returncode == 0, result.stderr
     # buildah run itself bind-mounts these into the container.
     runtime_files = (

@@ -314,7 +314,7 @@ def test_docs_manifests_parse_and_agree() -> None:
     (rule,) = role["rules"]
     assert rule["resourceNames"] == ["slurm-jwt"] and "list" not in rule["verbs"]
 
-    from slurm_bridge.spec import SlurmJobSpec
+    from vectorpipe_api.slurmjob import SlurmJobSpec
 
     (job,) = by_kind["SlurmJob"]
     spec = SlurmJobSpec.model_validate(job["spec"])

@@ -25,25 +25,22 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from slurm_bridge.bridge_errors import TransientError
-from slurm_bridge.client import SlurmCliClient, SlurmRestClient
+from slurm_bridge.client import SlurmCliClient, SlurmClient, SlurmRestClient
 from slurm_bridge.clients import Clients
 from slurm_bridge.errors import SlurmUnavailable
 from slurm_bridge.options import Options
-from slurm_bridge.spec import SlurmConnection
+from tests.support.fakes import FakeBridgeKube
+from vectorpipe_api.slurmjob import SlurmConnection
+from vectorpipe_kopf.errors import TransientError
 
 
-class FakeKube:
-    def __init__(self, secrets: dict[tuple[str, str], dict[str, str]]) -> None:
-        self.secrets = secrets
-        self.reads = 0
+def FakeKube(secrets: dict[tuple[str, str], dict[str, str]]) -> FakeBridgeKube:  # noqa: N802
+    return FakeBridgeKube(secrets=secrets)
 
-    def read_secret_key(self, namespace: str, name: str, key: str) -> str:
-        self.reads += 1
-        data = self.secrets.get((namespace, name))
-        if data is None:
-            raise TransientError("SecretNotFound", f"Secret {namespace}/{name} not found")
-        return data[key]
+
+def rest(client: SlurmClient) -> SlurmRestClient:
+    assert isinstance(client, SlurmRestClient)
+    return client
 
 
 def jwt() -> str:
@@ -132,7 +129,7 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
 
 
 def test_no_endpoint_means_the_sbatch_backend() -> None:
-    clients = Clients(FakeKube({}), Options(slurm_conf="/etc/slurm/slurm.conf"))  # type: ignore[arg-type]
+    clients = Clients(FakeKube({}), Options(slurm_conf="/etc/slurm/slurm.conf"))
     client = clients.for_connection("ns", conn())
     assert isinstance(client, SlurmCliClient) and client.slurm_conf == "/etc/slurm/slurm.conf"
     assert clients.for_connection("other", conn()) is client
@@ -140,7 +137,7 @@ def test_no_endpoint_means_the_sbatch_backend() -> None:
 
 def test_rest_clients_are_cached_per_connection_and_read_the_token_on_every_use() -> None:
     kube = FakeKube({("ns", "jwt"): {"token": "SLURM_JWT=a.b.c\n"}})
-    clients = Clients(kube, Options())  # type: ignore[arg-type]
+    clients = Clients(kube, Options())
     c = conn(endpoint="http://head:8082", tokenSecretRef={"name": "jwt"}, apiVersion="v0.0.38")
     client = clients.for_connection("ns", c)
     assert isinstance(client, SlurmRestClient)
@@ -154,47 +151,47 @@ def test_rest_clients_are_cached_per_connection_and_read_the_token_on_every_use(
 
 def test_the_last_token_stands_in_for_a_deleted_secret() -> None:
     kube = FakeKube({("ns", "jwt"): {"token": "a.b.c"}})
-    client = Clients(kube, Options()).for_connection(  # type: ignore[arg-type]
+    client = Clients(kube, Options()).for_connection(
         "ns", conn(endpoint="http://head:8082", tokenSecretRef={"name": "jwt"})
     )
-    assert client.token_provider() == "a.b.c"  # type: ignore[attr-defined]
+    assert rest(client).token_provider() == "a.b.c"
     del kube.secrets[("ns", "jwt")]  # the namespace is being deleted
-    assert client.token_provider() == "a.b.c"  # type: ignore[attr-defined]
-    never = Clients(FakeKube({}), Options()).for_connection(  # type: ignore[arg-type]
+    assert rest(client).token_provider() == "a.b.c"
+    never = Clients(FakeKube({}), Options()).for_connection(
         "ns", conn(endpoint="http://head:8082", tokenSecretRef={"name": "jwt"})
     )
     with pytest.raises(TransientError, match="SecretNotFound"):
-        never.token_provider()  # type: ignore[attr-defined]
+        rest(never).token_provider()
 
 
 def test_tls_verification_is_on_by_default(tls_server: tuple[str, str]) -> None:
     url, _ = tls_server
-    clients = Clients(FakeKube({("ns", "jwt"): {"token": TOKEN}}), Options(slurm_timeout=5))  # type: ignore[arg-type]
+    clients = Clients(FakeKube({("ns", "jwt"): {"token": TOKEN}}), Options(slurm_timeout=5))
     client = clients.for_connection("ns", conn(endpoint=url, tokenSecretRef={"name": "jwt"}))
     with pytest.raises(SlurmUnavailable, match=r"CERTIFICATE_VERIFY_FAILED|certificate verify"):
-        client.detect_version()  # type: ignore[attr-defined]
+        rest(client).detect_version()
 
 
 def test_ca_bundle_from_a_secret_is_trusted(tls_server: tuple[str, str]) -> None:
     url, pem = tls_server
     kube = FakeKube({("ns", "jwt"): {"token": TOKEN}, ("ns", "ca"): {"ca.crt": pem}})
-    clients = Clients(kube, Options(slurm_timeout=5))  # type: ignore[arg-type]
+    clients = Clients(kube, Options(slurm_timeout=5))
     c = conn(endpoint=url, tokenSecretRef={"name": "jwt"}, caBundleSecretRef={"name": "ca"})
     client = clients.for_connection("ns", c)
-    assert client.detect_version() == "v0.0.38"  # type: ignore[attr-defined]
+    assert rest(client).detect_version() == "v0.0.38"
     assert clients.for_connection("ns", c) is client  # same bundle, same client
 
 
 def test_insecure_skip_verify_skips_it(tls_server: tuple[str, str]) -> None:
     url, _ = tls_server
-    clients = Clients(FakeKube({("ns", "jwt"): {"token": TOKEN}}), Options(slurm_timeout=5))  # type: ignore[arg-type]
+    clients = Clients(FakeKube({("ns", "jwt"): {"token": TOKEN}}), Options(slurm_timeout=5))
     c = conn(endpoint=url, tokenSecretRef={"name": "jwt"}, insecureSkipVerify=True)
-    assert clients.for_connection("ns", c).detect_version() == "v0.0.38"  # type: ignore[attr-defined]
+    assert rest(clients.for_connection("ns", c)).detect_version() == "v0.0.38"
 
 
 def test_bad_or_missing_ca_bundle_is_a_transient_problem() -> None:
     kube = FakeKube({("ns", "ca"): {"ca.crt": "not a certificate"}})
-    clients = Clients(kube, Options())  # type: ignore[arg-type]
+    clients = Clients(kube, Options())
     bad = conn(
         endpoint="https://h:1", tokenSecretRef={"name": "j"}, caBundleSecretRef={"name": "ca"}
     )

@@ -10,15 +10,16 @@ rules run for real in tests/k8s/test_slurmjob_controller.py.
 
 from __future__ import annotations
 
-import copy
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import kopf
 import pytest
 
-from slurm_bridge.client.models import JobInfo, JobRequest
+from slurm_bridge.client import SlurmClient
+from slurm_bridge.client.models import ControllerPing, JobInfo, JobRequest
 from slurm_bridge.context import Bridge
 from slurm_bridge.errors import SlurmRejected, SlurmUnavailable
 from slurm_bridge.finalize import SKIP_CANCEL_ANNOTATION, finalize
@@ -26,6 +27,8 @@ from slurm_bridge.metrics import Metrics
 from slurm_bridge.options import Options
 from slurm_bridge.reconcile import reconcile
 from slurm_bridge.script import job_key
+from tests.support.fakes import FakeBridgeKube as FakeKube
+from vectorpipe_api.slurmjob import SlurmConnection
 
 UID = "0b4f-uid"
 
@@ -37,7 +40,7 @@ class FakeSlurm:
     cancelled: list[int] = field(default_factory=list)
     down: bool = False
     reject: str | None = None
-    ids: Any = field(default_factory=lambda: itertools.count(100))
+    ids: Iterator[int] = field(default_factory=lambda: itertools.count(100))
 
     def _check(self) -> None:
         if self.down:
@@ -67,38 +70,31 @@ class FakeSlurm:
         self.cancelled.append(job_id)
         self.jobs[job_id] = replace(self.jobs[job_id], state="CANCELLED")
 
+    def list_jobs(self) -> list[JobInfo]:
+        self._check()
+        return list(self.jobs.values())
+
+    def find_by_name(self, name: str) -> list[JobInfo]:
+        self._check()
+        return [j for j in self.jobs.values() if j.name == name]
+
+    def ping(self) -> list[ControllerPing]:
+        self._check()
+        return []
+
     def set(self, job_id: int, state: str, **kw: Any) -> None:
         self.jobs[job_id] = replace(self.jobs[job_id], state=state, **kw)
-
-
-@dataclass
-class FakeKube:
-    obj: dict[str, Any]
-    patches: list[dict[str, Any]] = field(default_factory=list)
-    events: list[tuple[str, str, str]] = field(default_factory=list)
-    gone: bool = False
-
-    def get_slurmjob(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return None if self.gone else copy.deepcopy(self.obj)
-
-    def patch_status(self, namespace: str, name: str, old: Any, new: dict[str, Any]) -> None:
-        self.patches.append(copy.deepcopy(new))
-        self.obj["status"] = copy.deepcopy(new)
-
-    def post_event(self, body: Any, type_: str, reason: str, message: str) -> None:
-        self.events.append((type_, reason, message))
-
-    @property
-    def status(self) -> dict[str, Any]:
-        return dict(self.obj.get("status") or {})
 
 
 class FakeClients:
     def __init__(self, slurm: FakeSlurm) -> None:
         self.slurm = slurm
 
-    def for_connection(self, namespace: str, conn: Any) -> FakeSlurm:
+    def for_connection(self, namespace: str, conn: SlurmConnection) -> SlurmClient:
         return self.slurm
+
+    def close(self) -> None:
+        pass
 
 
 def slurmjob(**spec: Any) -> dict[str, Any]:
@@ -123,7 +119,7 @@ def slurm() -> FakeSlurm:
 
 def make(slurm: FakeSlurm, **spec: Any) -> tuple[Bridge, FakeKube]:
     kube = FakeKube(slurmjob(**spec))
-    bridge = Bridge(kube, FakeClients(slurm), Options(poll_interval=5, max_backoff=40), Metrics())  # type: ignore[arg-type]
+    bridge = Bridge(kube, FakeClients(slurm), Options(poll_interval=5, max_backoff=40), Metrics())
     return bridge, kube
 
 

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from slurm_bridge.client.models import JobInfo
-from slurm_bridge.spec import SlurmJobStatus
 from slurm_bridge.status import (
     CONDITION_TYPES,
     Lost,
@@ -32,6 +31,7 @@ from slurm_bridge.status import (
     phase_of,
     transition_events,
 )
+from vectorpipe_api.slurmjob import SlurmJobStatus
 
 T0, T1, T2, T3 = (f"2025-01-01T00:0{i}:00Z" for i in range(4))
 START = dt.datetime(2025, 1, 1, 0, 1, tzinfo=dt.UTC)

@@ -1,4 +1,4 @@
-"""The Kopf shell both controllers share (slurm_bridge.runtime)."""
+"""The Kopf runtime both controllers share (vectorpipe_kopf): shell, gauge, locks, errors."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ import kopf
 import pytest
 from prometheus_client import CollectorRegistry, Gauge
 
-from slurm_bridge import runtime
+from vectorpipe_kopf import shell as runtime
+from vectorpipe_kopf.errors import InvalidStateError, TransientError, capped_backoff
+from vectorpipe_kopf.gauge import PhaseGauge
+from vectorpipe_kopf.locks import ObjectLocks
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -66,7 +69,7 @@ def test_settings_keep_state_under_the_given_prefix_with_bounded_backoffs() -> N
 
 def test_phase_gauge_counts_each_object_once_in_its_last_phase() -> None:
     registry = CollectorRegistry()
-    gauge = runtime.PhaseGauge(Gauge("objs", "by phase", ["phase"], registry=registry), ["A", "B"])
+    gauge = PhaseGauge(Gauge("objs", "by phase", ["phase"], registry=registry), ["A", "B"])
 
     def value(phase: str) -> float | None:
         return registry.get_sample_value("objs", {"phase": phase})
@@ -79,3 +82,33 @@ def test_phase_gauge_counts_each_object_once_in_its_last_phase() -> None:
     gauge.set("ns", "y", None)
     gauge.set("other", "x", "B")
     assert (value("A"), value("B")) == (0, 2)
+
+
+def test_peering_priority_is_random_unless_given_and_none_when_standalone() -> None:
+    assert runtime.peering_priority(_parse([])) is None
+    assert runtime.peering_priority(_parse(["--peering", "p", "--priority", "7"])) == 7
+    drawn = {runtime.peering_priority(_parse(["--peering", "p"])) for _ in range(20)}
+    assert None not in drawn and len(drawn) > 1  # two replicas of one Deployment never tie
+
+
+def test_locks_are_per_object_and_forgotten() -> None:
+    locks = ObjectLocks()
+    a = locks.lock_for("ns", "a")
+    assert locks.lock_for("ns", "a") is a
+    assert locks.lock_for("ns", "b") is not a
+    assert locks.lock_for("other", "a") is not a
+    locks.forget("ns", "a")
+    assert len(locks) == 2
+    assert locks.lock_for("ns", "a") is not a
+
+
+def test_errors_carry_reason_message_and_delay() -> None:
+    e = TransientError("KubernetesUnavailable", "HTTP 503", delay=3.0)
+    assert (e.reason, e.message, e.problem.delay) == ("KubernetesUnavailable", "HTTP 503", 3.0)
+    assert str(e) == "KubernetesUnavailable: HTTP 503"
+    assert InvalidStateError("ChildConflict", "taken").problem.delay is None
+
+
+def test_backoff_doubles_and_is_capped() -> None:
+    assert [capped_backoff(a, 5.0, 60.0) for a in range(6)] == [5, 10, 20, 40, 60, 60]
+    assert capped_backoff(10_000, 1.0, 30.0) == 30.0  # no overflow on long outages

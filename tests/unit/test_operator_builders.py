@@ -9,16 +9,17 @@ from typing import Any
 import pytest
 import yaml
 
-from slurm_bridge.spec import SlurmJobSpec
-from vectorpipe_operator import builders
-from vectorpipe_operator.resources import (
-    LABEL_PIPELINE,
-    LABEL_PIPELINE_UID,
-    MAX_PIPELINE_NAME,
-    Pipeline,
+from vectorpipe_api.pipeline import AppSpec
+from vectorpipe_api.pipeline_names import (
+    MAX_RUN_BASE,
+    configmap_name,
+    rayjob_name,
+    slurmjob_name,
 )
+from vectorpipe_api.slurmjob import SlurmJobSpec
+from vectorpipe_operator import builders
+from vectorpipe_operator.resources import LABEL_PIPELINE, LABEL_PIPELINE_UID, Pipeline
 from vectorpipe_workloads.pipeline_file import parse_document
-from vectorpipe_workloads.spec import AppSpec
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 UID = "0b5c3f8e-1111-2222-3333-444455556666"
@@ -144,13 +145,15 @@ def test_slurmjob_runs_the_mpi_kmeans_over_the_manifest(s3: Pipeline) -> None:
         "--output", "s3://vectorpipe-runs/gut/r42/clustering/",
         "--clusters", "50", "--max-iterations", "200", "--tolerance", "0.0001", "--seed", "42",
         "--n-init", str(s3.spec.hpc.app.n_init),
+        "--s3-region", "us-east-1",
     ]  # fmt: skip
     assert spec["launcher"] == "mpirun"
     assert (spec["nodes"], spec["ntasksPerNode"], spec["cpusPerTask"]) == (4, 16, 1)
     assert spec["partition"] == "compute"
     assert spec["timeLimit"] == "02:00:00"
     assert "account" not in spec and "qos" not in spec
-    assert spec["environment"] == {"AWS_REGION": "us-east-1"}
+    # S3 settings reach stage 2 one way, as flags of its own command line.
+    assert "environment" not in spec
     assert spec["slurm"] == {
         "endpoint": "https://head-node.pcluster.internal:8082",
         "tokenSecretRef": {"name": "slurm-jwt", "key": "token"},
@@ -240,7 +243,45 @@ def test_builders_are_pure(s3: Pipeline) -> None:
 
 
 def test_child_names_fit_kuberay_limits() -> None:
-    name = "a" * MAX_PIPELINE_NAME
-    assert len(builders.rayjob_name(name)) == 47  # KubeRay's MaxRayJobNameLength
-    assert len(builders.slurmjob_name(name)) <= 63
-    assert len(builders.configmap_name(name)) <= 253
+    name = "a" * MAX_RUN_BASE
+    assert len(rayjob_name(name)) == 47  # KubeRay's MaxRayJobNameLength
+    assert len(slurmjob_name(name)) <= 63
+    assert len(configmap_name(name)) <= 253
+    # With a run id the pipeline name must leave room for "-<runId>" (a CEL rule).
+    run = "r" * 5
+    assert len(rayjob_name("a" * (MAX_RUN_BASE - len(run) - 1), run)) == 47
+
+
+def test_a_run_id_names_every_child_of_that_run(minimal: Pipeline) -> None:
+    body = {
+        "apiVersion": "vectorpipe.io/v1alpha1",
+        "kind": "VectorPipeline",
+        "metadata": {"name": "gut", "namespace": "ns", "uid": UID},
+        "spec": {"runId": "b2", "input": {"uri": "/in/"}, "output": {"uri": "/out/"}},
+    }
+    p = Pipeline.from_body(body)
+    rj = builders.build_rayjob(p)
+    assert rj["metadata"]["name"] == "gut-b2-etl"
+    assert builders.build_configmap(p)["metadata"]["name"] == "gut-b2-pipeline"
+    assert builders.build_slurmjob(p, "/out/_manifest.json")["metadata"]["name"] == "gut-b2-kmeans"
+    volumes = rj["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]["volumes"]
+    assert volumes[0]["configMap"]["name"] == "gut-b2-pipeline"
+    # The mounted pipeline file carries the UID and runId stage 1 records as its run.
+    doc = yaml.safe_load(builders.build_configmap(p)["data"]["pipeline.yaml"])
+    assert parse_document(doc).run == f"{UID}/b2"
+
+
+def test_the_slurmjob_command_parses_with_the_stage2_cli(s3: Pipeline) -> None:
+    from vectorpipe_workloads.kmeans.cli import build_parser
+
+    cmd = builders.build_slurmjob(s3, "s3://b/m.json")["spec"]["command"]
+    args = build_parser().parse_args(cmd[3:])
+    app = s3.spec.hpc.app
+    assert (args.clusters, args.max_iterations, args.seed, args.n_init) == (
+        app.clusters,
+        app.max_iterations,
+        app.seed,
+        app.n_init,
+    )
+    assert args.tolerance == app.tolerance
+    assert (args.s3_endpoint_url, args.s3_region) == (s3.spec.s3.endpoint_url, s3.spec.s3.region)

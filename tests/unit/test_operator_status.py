@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from vectorpipe_operator.errors import Problem
-from vectorpipe_operator.resources import VectorPipelineStatus
+from vectorpipe_api.pipeline_status import VectorPipelineStatus
+from vectorpipe_kopf.errors import Problem
 from vectorpipe_operator.status import (
     ManifestView,
     Observed,

@@ -1,9 +1,10 @@
 """The VectorPipeline spec as the local runner checks it (no API server).
 
-tests/k8s/test_crd_admission.py sends the same invalid specs to the real API
-server, which enforces the generated schema and CEL rules; here the pydantic
-validators must refuse each with the same message, so `vectorpipe run` and
-`kubectl apply` agree on what a valid pipeline is.
+tests/k8s/test_crd_admission.py sends the same invalid specs (`BAD` in
+tests/support/admission.py) to the real API server, which enforces the
+generated schema and CEL rules; here the pydantic validators must refuse each
+with the same message, so `vectorpipe run` and `kubectl apply` agree on what a
+valid pipeline is.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from tests.k8s.test_crd_admission import BAD
-from vectorpipe_workloads.spec import VectorPipelineSpec
+from tests.support.admission import BAD
+from vectorpipe_api.pipeline import VectorPipelineSpec
 
 # Name limits come from KubeRay (it derives child names from the pipeline's),
 # so they bind on Kubernetes only; a local run has no children to name.

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from slurm_bridge.spec import SlurmJobSpec, SlurmJobStatus
+from vectorpipe_api.slurmjob import SlurmJobSpec, SlurmJobStatus
 
 
 def spec(**kw: Any) -> SlurmJobSpec:

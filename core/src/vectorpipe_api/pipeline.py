@@ -1,13 +1,13 @@
-"""The `VectorPipeline` spec as typed models: the one source of truth.
+"""The `VectorPipeline` spec as typed models: the one source of truth for its CRD.
 
 These pydantic models are what `vectorpipe run pipeline.yaml` validates a
 pipeline with, what the operator parses a custom resource into, and what
 `hack/gen_crds.py` turns into the CRD's OpenAPI schema. Cross-field rules are
 written twice on purpose, once as CEL (`x-kubernetes-validations`, enforced by
 the API server at admission) and once as a pydantic validator (enforced by the
-local runner, which has no API server); `tests/unit/test_spec.py` runs the same
-cases through both paths. The module imports only pydantic so the operator can
-use it without pulling in the numeric stack.
+local runner, which has no API server); `tests/unit/test_spec_pipeline.py`
+runs the same cases through both paths. The status the operator writes is in
+`vectorpipe_api.pipeline_status`.
 """
 
 from __future__ import annotations
@@ -16,33 +16,17 @@ import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from pydantic.alias_generators import to_camel
 
-API_GROUP = "vectorpipe.io"
-API_VERSION = "v1alpha1"
-KIND = "VectorPipeline"
-
-URI_PATTERN = r"^(s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?|file:///.+|/.+)$"
-QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|Ki|Mi|Gi|Ti|Pi)?$"
-TIME_LIMIT_PATTERN = r"^([0-9]+-)?[0-9]{1,2}:[0-9]{2}:[0-9]{2}$|^[0-9]+$"
-NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-
-
-def cel(rule: str, message: str) -> dict[str, Any]:
-    """One `x-kubernetes-validations` entry for the generated CRD."""
-    return {"x-kubernetes-validations": [{"rule": rule, "message": message}]}
-
-
-def cel_many(*rules: tuple[str, str]) -> dict[str, Any]:
-    return {"x-kubernetes-validations": [{"rule": r, "message": m} for r, m in rules]}
-
-
-class SpecModel(BaseModel):
-    """Base for every spec model: camelCase on the wire, unknown fields refused."""
-
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
-    )
+from vectorpipe_api.base import (
+    NAME_PATTERN,
+    QUANTITY_PATTERN,
+    TIME_LIMIT_PATTERN,
+    URI_PATTERN,
+    SpecModel,
+    cel_many,
+)
+from vectorpipe_api.meta import API_VERSION, PIPELINE_KIND
+from vectorpipe_api.pipeline_names import MAX_RUN_ID, run_identity
 
 
 class S3Options(SpecModel):
@@ -309,6 +293,14 @@ PIPELINE_RULES = cel_many(
 class VectorPipelineSpec(SpecModel):
     model_config = ConfigDict(json_schema_extra=PIPELINE_RULES)
 
+    run_id: str | None = Field(
+        default=None,
+        description="Names one run of this pipeline. The spec is frozen during a run; changing "
+        "runId (with or without other edits) stops the current run and starts a new one, "
+        "which is how a GitOps edit re-runs a pipeline.",
+        pattern=NAME_PATTERN,
+        max_length=MAX_RUN_ID,
+    )
     input: InputSpec
     embedding: EmbeddingSpec = Field(default_factory=EmbeddingSpec)
     output: OutputSpec
@@ -375,10 +367,10 @@ class PipelineDocument(BaseModel):
 
     @model_validator(mode="after")
     def _kind(self) -> PipelineDocument:
-        if self.api_version != f"{API_GROUP}/{API_VERSION}":
-            raise ValueError(f"apiVersion must be {API_GROUP}/{API_VERSION}")
-        if self.kind != KIND:
-            raise ValueError(f"kind must be {KIND}")
+        if self.api_version != API_VERSION:
+            raise ValueError(f"apiVersion must be {API_VERSION}")
+        if self.kind != PIPELINE_KIND:
+            raise ValueError(f"kind must be {PIPELINE_KIND}")
         name = self.metadata.get("name", "")
         if not isinstance(name, str) or not re.match(NAME_PATTERN, name) or len(name) > 63:
             raise ValueError("metadata.name must be a DNS-1123 label of at most 63 characters")
@@ -387,3 +379,9 @@ class PipelineDocument(BaseModel):
     @property
     def name(self) -> str:
         return str(self.metadata["name"])
+
+    @property
+    def run(self) -> str:
+        """This run's identity (`run_identity`), or "" for a file that names no UID."""
+        uid = self.metadata.get("uid")
+        return run_identity(str(uid), self.spec.run_id) if uid else ""

@@ -6,11 +6,11 @@ allocation under an MPI `launcher` (mpirun, srun, or none). `slurm` says how
 to reach the cluster (slurmrestd + JWT from a Secret, or the local `sbatch`
 CLI when no endpoint is set). The VectorPipeline operator creates one for
 stage 2; the slurm-bridge controller submits it and mirrors the Slurm job into
-`status`. As in `vectorpipe_workloads.spec`, every cross-field rule is written
+`status`. As in `vectorpipe_api.pipeline`, every cross-field rule is written
 twice, as CEL for the API server (`hack/gen_crds.py` copies it into the CRD)
 and as a pydantic validator for code that builds or reads these objects
-without an API server. Only pydantic is imported here, so the operator and the
-CRD generator can use the models without the bridge's HTTP stack.
+without an API server. Only pydantic is imported here, so the operator, the bridge and the CRD
+generator share the models without importing each other.
 """
 
 from __future__ import annotations
@@ -18,15 +18,16 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import ConfigDict, Field, model_validator
 
-from vectorpipe_workloads.spec import NAME_PATTERN, TIME_LIMIT_PATTERN, SpecModel, cel_many
-
-API_GROUP = "vectorpipe.io"
-API_VERSION = "v1alpha1"
-KIND = "SlurmJob"
-PLURAL = "slurmjobs"
+from vectorpipe_api.base import (
+    NAME_PATTERN,
+    TIME_LIMIT_PATTERN,
+    Condition,
+    SpecModel,
+    StatusModel,
+    cel_many,
+)
 
 SLURM_NAME_PATTERN = r"^[A-Za-z0-9_.\-]+$"
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -216,28 +217,6 @@ class SlurmJobSpec(SpecModel):
     @property
     def effective_launcher(self) -> Launcher:
         return self.launcher or "mpirun"
-
-
-class StatusModel(BaseModel):
-    """Base for status models: camelCase on the wire, unknown fields ignored on read."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
-
-
-class Condition(StatusModel):
-    """A standard Kubernetes condition (metav1.Condition without observedGeneration)."""
-
-    type: str = Field(max_length=316, description="Condition type, e.g. Ready.")
-    status: Literal["True", "False", "Unknown"]
-    reason: str = Field(
-        default="", max_length=1024, description="CamelCase reason for the last transition."
-    )
-    message: str = Field(default="", max_length=32768, description="Human-readable details.")
-    last_transition_time: str | None = Field(
-        default=None,
-        description="When status last changed (RFC 3339).",
-        json_schema_extra={"format": "date-time"},
-    )
 
 
 class SlurmJobStatus(StatusModel):

@@ -1,14 +1,13 @@
-"""What every Kopf controller of VectorPipe runs the same way: command line, settings, metrics.
+"""What every Kopf controller of VectorPipe runs the same way: command line, settings, events.
 
 Both the slurm-bridge and the VectorPipeline operator are Kopf processes with
 the same outer shell: a namespace scope (flags or a comma-separated
 environment variable for a Helm value), Kopf's liveness endpoint, a
-Prometheus endpoint, a log format, standalone or peered; annotation-based
-persistence under their own prefix; and a gauge of their objects by phase.
-This module holds that shell once. It lives in the bridge because the bridge
-must stand alone (it never imports the operator), while the operator already
-depends on the bridge for the SlurmJob model. Nothing here knows either
-resource.
+Prometheus endpoint, a log format, standalone or peered (`--peering NAME`,
+with a `--priority` that defaults to a random one so replicas of one
+Deployment never tie: Kopf pauses every peer of equal priority); and
+annotation-based persistence under their own prefix. This module holds that
+shell once. Nothing here knows either resource.
 """
 
 from __future__ import annotations
@@ -16,13 +15,11 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import threading
-from collections import Counter as Tally
-from collections.abc import Mapping, Sequence
+import random
+from collections.abc import Mapping
 from typing import Any, cast
 
 import kopf
-from prometheus_client import Gauge
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +46,13 @@ def add_logging_args(p: argparse.ArgumentParser) -> None:
     """Log format, peering and verbosity (the last flags of --help)."""
     p.add_argument("--log-format", choices=sorted(LOG_FORMATS), default="full")
     p.add_argument("--peering", default=None, help="Kopf peering name (default: standalone)")
+    p.add_argument(
+        "--priority",
+        type=int,
+        default=None,
+        help="Kopf peering priority; the highest live one runs, the others wait "
+        "(default: random, so replicas never tie)",
+    )
     level = p.add_mutually_exclusive_group()
     level.add_argument("-v", "--verbose", action="store_true")
     level.add_argument("-q", "--quiet", action="store_true")
@@ -60,6 +64,15 @@ def resolve_namespaces(args: argparse.Namespace, env_name: str) -> None:
     if not args.namespace and not args.all_namespaces:
         env = os.environ.get(env_name, "")
         args.namespace = [ns.strip() for ns in env.split(",") if ns.strip()]
+
+
+def peering_priority(args: argparse.Namespace) -> int | None:
+    """The peering priority: as given, else random when peered (None: standalone)."""
+    if args.peering is None:
+        return None
+    if args.priority is not None:
+        return int(args.priority)
+    return random.SystemRandom().randint(1, 1_000_000)
 
 
 def run(registry: kopf.OperatorRegistry, args: argparse.Namespace, memo: kopf.Memo) -> None:
@@ -78,6 +91,7 @@ def run(registry: kopf.OperatorRegistry, args: argparse.Namespace, memo: kopf.Me
         liveness_endpoint=args.liveness or None,
         standalone=args.peering is None,
         peering_name=args.peering,
+        priority=peering_priority(args),
         memo=memo,
     )
 
@@ -142,29 +156,3 @@ def quiet_http_loggers() -> None:
     """
     for name in ("kubernetes", "urllib3", "httpx", "httpcore"):
         logging.getLogger(name).setLevel(logging.WARNING)
-
-
-class PhaseGauge:
-    """A gauge of objects by phase, from the last phase seen for each object.
-
-    Exact for every object handled since start-up; Kopf resumes every existing
-    object when it starts, which fills it.
-    """
-
-    def __init__(self, gauge: Gauge, phases: Sequence[str]) -> None:
-        self.gauge, self.phases = gauge, tuple(phases)
-        self._seen: dict[tuple[str, str], str] = {}
-        self._lock = threading.Lock()
-        for phase in self.phases:
-            gauge.labels(phase=phase).set(0)
-
-    def set(self, namespace: str, name: str, phase: str | None) -> None:
-        """Record an object's phase (None: it is gone) and refresh the gauge."""
-        with self._lock:
-            if phase is None:
-                self._seen.pop((namespace, name), None)
-            else:
-                self._seen[(namespace, name)] = phase
-            counts = Tally(self._seen.values())
-            for p in self.phases:
-                self.gauge.labels(phase=p).set(counts.get(p, 0))

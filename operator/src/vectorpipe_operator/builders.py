@@ -17,8 +17,15 @@ from typing import Any
 
 import yaml
 
-from slurm_bridge.spec import API_GROUP as SLURM_GROUP
-from slurm_bridge.spec import API_VERSION as SLURM_VERSION
+from vectorpipe_api.meta import (
+    API_VERSION,
+    PIPELINE_KIND,
+    RAY_GROUP,
+    RAY_VERSION,
+    RAYJOB_KIND,
+    SLURMJOB_KIND,
+)
+from vectorpipe_api.pipeline import ResourcesSpec
 from vectorpipe_operator.resources import (
     CONFIG_FILE,
     CONFIG_MOUNT,
@@ -28,38 +35,18 @@ from vectorpipe_operator.resources import (
     LABEL_PIPELINE,
     LABEL_PIPELINE_UID,
     MANAGER,
-    PIPELINE_API_VERSION,
-    PIPELINE_KIND,
-    RAY_GROUP,
-    RAY_VERSION,
-    RAYJOB_KIND,
-    RAYJOB_SUFFIX,
-    SLURMJOB_KIND,
     Pipeline,
 )
-from vectorpipe_workloads.manifest import clustering_uri
-from vectorpipe_workloads.spec import ResourcesSpec
+from vectorpipe_workloads.manifest import kmeans_argv
 
 CONFIG_VOLUME = "pipeline"
 SHARED_VOLUME = "shared-fs"
 WORKER_GROUP = "workers"
 
 
-def configmap_name(pipeline: str) -> str:
-    return f"{pipeline}-pipeline"
-
-
-def rayjob_name(pipeline: str) -> str:
-    return f"{pipeline}{RAYJOB_SUFFIX}"
-
-
-def slurmjob_name(pipeline: str) -> str:
-    return f"{pipeline}-kmeans"
-
-
 def owner_reference(p: Pipeline) -> dict[str, Any]:
     return {
-        "apiVersion": PIPELINE_API_VERSION,
+        "apiVersion": API_VERSION,
         "kind": PIPELINE_KIND,
         "name": p.name,
         "uid": p.uid,
@@ -90,7 +77,7 @@ def _metadata(p: Pipeline, name: str, component: str) -> dict[str, Any]:
 def pipeline_document(p: Pipeline) -> dict[str, Any]:
     """The whole VectorPipeline as `vectorpipe etl --pipeline` reads it (defaults applied)."""
     return {
-        "apiVersion": PIPELINE_API_VERSION,
+        "apiVersion": API_VERSION,
         "kind": PIPELINE_KIND,
         "metadata": {"name": p.name, "namespace": p.namespace, "uid": p.uid},
         "spec": p.spec.model_dump(mode="json", by_alias=True, exclude_none=True),
@@ -103,7 +90,7 @@ def build_configmap(p: Pipeline) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": _metadata(p, configmap_name(p.name), "pipeline-spec"),
+        "metadata": _metadata(p, p.configmap_name, "pipeline-spec"),
         "data": {CONFIG_FILE: text},
     }
 
@@ -122,8 +109,10 @@ def etl_entrypoint() -> str:
 
 
 def _s3_env(p: Pipeline) -> list[dict[str, str]]:
-    # The workloads read spec.s3 themselves; the environment also points
-    # botocore's default chain (and any tool in the image) at the same place.
+    # The ETL reads spec.s3 from the mounted pipeline file; the environment
+    # also points botocore's default chain (and any tool in the image, such as
+    # `ray job submit`'s working-dir upload) at the same place. Stage 2 gets
+    # the same settings as flags (`kmeans_argv`), the one way they reach it.
     env = []
     if p.spec.s3.endpoint_url:
         env.append({"name": "AWS_ENDPOINT_URL_S3", "value": p.spec.s3.endpoint_url})
@@ -146,7 +135,7 @@ def _ray_pod_template(p: Pipeline, container: str, res: ResourcesSpec) -> dict[s
                 ],
             }
         ],
-        "volumes": [{"name": CONFIG_VOLUME, "configMap": {"name": configmap_name(p.name)}}],
+        "volumes": [{"name": CONFIG_VOLUME, "configMap": {"name": p.configmap_name}}],
     }
     env = _s3_env(p)
     if env:
@@ -211,35 +200,14 @@ def build_rayjob(p: Pipeline) -> dict[str, Any]:
     return {
         "apiVersion": f"{RAY_GROUP}/{RAY_VERSION}",
         "kind": RAYJOB_KIND,
-        "metadata": _metadata(p, rayjob_name(p.name), "etl"),
+        "metadata": _metadata(p, p.rayjob_name, "etl"),
         "spec": spec,
     }
 
 
 def kmeans_command(p: Pipeline, manifest_uri: str) -> list[str]:
-    app = p.spec.hpc.app
-    cmd = [
-        "python",
-        "-m",
-        "vectorpipe_workloads.kmeans",
-        "--manifest",
-        manifest_uri,
-        "--output",
-        clustering_uri(p.spec.output.uri),
-        "--clusters",
-        str(app.clusters),
-        "--max-iterations",
-        str(app.max_iterations),
-        "--tolerance",
-        repr(app.tolerance),
-        "--seed",
-        str(app.seed),
-        "--n-init",
-        str(app.n_init),
-    ]
-    if app.csv:
-        cmd.append("--csv")
-    return cmd
+    """Stage 2's argv on the cluster: the workloads' own builder, S3 settings as flags."""
+    return ["python", *kmeans_argv(p.spec, manifest_uri)]
 
 
 def build_slurmjob(p: Pipeline, manifest_uri: str) -> dict[str, Any]:
@@ -275,12 +243,9 @@ def build_slurmjob(p: Pipeline, manifest_uri: str) -> dict[str, Any]:
     ):
         if value:
             spec[key] = value
-    env = {e["name"]: e["value"] for e in _s3_env(p)}
-    if env:
-        spec["environment"] = env
     return {
-        "apiVersion": f"{SLURM_GROUP}/{SLURM_VERSION}",
+        "apiVersion": API_VERSION,
         "kind": SLURMJOB_KIND,
-        "metadata": _metadata(p, slurmjob_name(p.name), "kmeans"),
+        "metadata": _metadata(p, p.slurmjob_name, "kmeans"),
         "spec": spec,
     }

@@ -7,7 +7,9 @@ become Events; phase transitions are posted explicitly), watching (server and
 client timeouts so a silent stream is reconnected) and networking (a bounded
 list of back-offs for failed API calls, after which Kopf gives up on that
 call). `start` is what the start-up handler runs: those settings, the
-Kubernetes client configuration, and the metrics endpoint if a port is set.
+Kubernetes client (put in Kopf's memo), and the metrics endpoint if a port
+is set; `context` is how every other handler gets its reconcile context from
+the memo.
 """
 
 from __future__ import annotations
@@ -16,17 +18,20 @@ import logging
 
 import kopf
 
-from slurm_bridge import runtime
-from vectorpipe_operator import k8s
+from vectorpipe_kopf import shell
+from vectorpipe_operator.k8s import Kube, KubeApi, load_config
 from vectorpipe_operator.metrics import metrics
+from vectorpipe_operator.reconcile import Context, Hooks
 from vectorpipe_operator.resources import DIFFBASE_KEY, PERSISTENCE_PREFIX, TOUCH_KEY
 
+KUBE_KEY = "kube"
+HOOKS_KEY = "hooks"
 METRICS_PORT_ENV = "VECTORPIPE_METRICS_PORT"
 METRICS_ADDR_ENV = "VECTORPIPE_METRICS_ADDR"
 
 
 def configure(settings: kopf.OperatorSettings) -> None:
-    runtime.configure_settings(
+    shell.configure_settings(
         settings,
         prefix=PERSISTENCE_PREFIX,
         diffbase_key=DIFFBASE_KEY,
@@ -41,7 +46,21 @@ def configure(settings: kopf.OperatorSettings) -> None:
 
 def start(settings: kopf.OperatorSettings, memo: kopf.Memo) -> None:
     configure(settings)
-    k8s.load_config()
-    port, addr = runtime.metrics_endpoint(memo, METRICS_PORT_ENV, METRICS_ADDR_ENV)
+    shell.quiet_http_loggers()
+    load_config()
+    memo[KUBE_KEY] = Kube()
+    if not isinstance(memo.get(HOOKS_KEY), Hooks):
+        memo[HOOKS_KEY] = Hooks()  # `kopf run` fills no memo
+    port, addr = shell.metrics_endpoint(memo, METRICS_PORT_ENV, METRICS_ADDR_ENV)
     if port > 0:
         metrics().serve(port, addr)
+
+
+def context(memo: kopf.Memo, trigger: str, attempt: int) -> Context:
+    """The reconcile context of one handler call, from what `start` put in the memo."""
+    kube = memo.get(KUBE_KEY)
+    hooks = memo.get(HOOKS_KEY)
+    if kube is None or not isinstance(hooks, Hooks):
+        raise RuntimeError("the operator's start-up handler has not run")
+    api: KubeApi = kube
+    return Context(api, trigger=trigger, attempt=attempt, hooks=hooks)

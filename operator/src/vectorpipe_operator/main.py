@@ -14,11 +14,8 @@ from __future__ import annotations
 
 import kopf
 
-from vectorpipe_operator.handlers import create, delete, rayjob, slurmjob, startup
-from vectorpipe_operator.reconcile import HANDLER_BACKOFF, HANDLER_TIMEOUT, RETRIES
-from vectorpipe_operator.resources import (
+from vectorpipe_api.meta import (
     GROUP,
-    LABEL_PIPELINE,
     PIPELINE_PLURAL,
     RAY_GROUP,
     RAY_VERSION,
@@ -26,6 +23,9 @@ from vectorpipe_operator.resources import (
     SLURMJOB_PLURAL,
     VERSION,
 )
+from vectorpipe_operator.handlers import create, delete, rayjob, slurmjob, startup
+from vectorpipe_operator.reconcile import HANDLER_BACKOFF, HANDLER_TIMEOUT, RETRIES
+from vectorpipe_operator.resources import LABEL_PIPELINE
 
 OURS = {LABEL_PIPELINE: kopf.PRESENT}
 

@@ -5,8 +5,8 @@ proof that shards exist. The file is read through the workloads' own
 `Store` and `read_manifest` (S3 endpoint and region from `spec.s3`, the
 default AWS credential chain, i.e. IRSA on EKS) so the operator and the
 workloads can never disagree about its format. Faults are sorted into
-transient (`TransientError`: object not visible yet, S3 throttling/5xx, a connection
-error) and permanent (`InvalidStateError`: unreadable or inconsistent JSON, or a
+transient (`TransientError`: object not visible yet or written by another run,
+S3 throttling/5xx, a connection error) and permanent (`InvalidStateError`: unreadable or inconsistent JSON, or a
 manifest that contradicts the spec, e.g. another dimension).
 """
 
@@ -15,10 +15,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from vectorpipe_operator.errors import InvalidStateError, TransientError
+from vectorpipe_api.pipeline import VectorPipelineSpec
+from vectorpipe_kopf.errors import InvalidStateError, TransientError
 from vectorpipe_operator.status import ManifestView
 from vectorpipe_workloads.manifest import Manifest, manifest_uri, read_manifest
-from vectorpipe_workloads.spec import VectorPipelineSpec
 from vectorpipe_workloads.storage import S3Config, Store
 
 StoreFactory = Callable[[S3Config], Store]
@@ -46,9 +46,14 @@ def _classify_s3(uri: str, exc: Exception) -> TransientError | None:
 
 
 def read_committed_manifest(
-    spec: VectorPipelineSpec, factory: StoreFactory = Store
+    spec: VectorPipelineSpec, run: str, factory: StoreFactory = Store
 ) -> ManifestView:
-    """The manifest stage 1 committed for this spec, checked against the spec."""
+    """The manifest stage 1 committed for this run of this spec, checked against the spec.
+
+    A manifest another run wrote (a previous `spec.runId`, or a deleted and
+    re-created pipeline of the same name) is not this run's commit point: it
+    reads as not there yet.
+    """
     uri = manifest_uri(spec.output.uri)
     try:
         manifest: Manifest = read_manifest(_store(spec, factory), uri)
@@ -63,6 +68,10 @@ def read_committed_manifest(
         if retry is None:
             raise
         raise retry from e
+    if manifest.run and manifest.run != run:
+        raise TransientError(
+            "ManifestNotVisible", f"{uri} was written by run {manifest.run!r}, not this run"
+        )
     if manifest.dim != spec.dim:
         raise InvalidStateError(
             "ManifestInvalid", f"{uri}: dimension {manifest.dim} but the spec gives {spec.dim}"

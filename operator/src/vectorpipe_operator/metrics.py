@@ -14,8 +14,8 @@ import functools
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
-from slurm_bridge.runtime import PhaseGauge
-from vectorpipe_operator.resources import PHASES
+from vectorpipe_api.pipeline_status import PHASES
+from vectorpipe_kopf.gauge import PhaseGauge
 
 
 class Metrics:

@@ -1,52 +1,49 @@
 """Reconcile one VectorPipeline: ordered, idempotent steps, then one status write.
 
 Every trigger (create, resume, a RayJob or SlurmJob status change) runs the
-same pass, in the KubeRay style: read the pipeline fresh; stop if it is
-already Succeeded/Failed; parse the spec; ensure the ConfigMap; ensure the
-RayJob and observe it; once it SUCCEEDED, read the manifest; ensure the
-SlurmJob and observe it; compute the new status purely and write it only if
-it differs, posting an Event when the phase moves. Each ensure is
-create-if-absent by a name derived from the pipeline, so a pass interrupted
-anywhere and run again submits nothing twice. Once embedding is complete the
-manifest recorded in status stands for stage 1 and the RayJob is no longer
-consulted. Passes for one pipeline are serialised in-process; across
-processes the status write carries the resourceVersion it was computed from.
+same pass, in the KubeRay style: read the pipeline fresh; stop if this
+generation is already Succeeded/Failed; parse the spec; if `spec.runId`
+changed, delete the previous run's children and start from an empty status;
+ensure the ConfigMap; ensure the RayJob and observe it; once it SUCCEEDED,
+read the manifest; ensure the SlurmJob and observe it; compute the new
+status purely and write it only if it differs, posting an Event when the
+phase moves. Each ensure is one GET and, if absent, a create by a name
+derived from the pipeline and its run, so a pass interrupted anywhere and run
+again submits nothing twice. Once embedding is complete the manifest recorded
+in status stands for stage 1 and the RayJob is no longer consulted; a RayJob
+that vanished after it was recorded (KubeRay's delete-after-finish while the
+operator was down, or a user) is not recreated: a manifest this run committed
+wins, and without one the pipeline fails with RayJobDeleted. Passes for one
+pipeline are serialised in-process; across processes Kopf peering keeps one
+active replica and the status write carries the resourceVersion it was
+computed from.
 A step's `TransientError` keeps the phase and shows the fault in Ready, then
 becomes a Kopf TemporaryError with a growing, capped delay; on the handler's
 last attempt it turns into Failed (RetriesExhausted). An `InvalidStateError`
 (and any child's failure) turns the pipeline Failed and becomes a
-PermanentError, once: a Failed pipeline is never reconciled again.
-`VECTORPIPE_OPERATOR_TEST_CRASH_AFTER_CREATE=<Kind>` is a fault-injection hook
-for the restart tests: the process exits right after creating that child,
-before the status records it.
+PermanentError, once: a Failed pipeline is never reconciled again (until a
+new run). `Hooks` lets the restart tests inject a crash right after a create.
 """
 
 from __future__ import annotations
 
-import os
-import threading
-from collections import defaultdict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import kopf
 
+from vectorpipe_api.meta import API_VERSION, PIPELINE_KIND, RAYJOB_KIND, SLURMJOB_KIND
+from vectorpipe_api.pipeline_names import configmap_name, rayjob_name, slurmjob_name
+from vectorpipe_api.pipeline_status import COND_READY, TERMINAL
+from vectorpipe_kopf.errors import InvalidStateError, Problem, TransientError, capped_backoff
+from vectorpipe_kopf.locks import ObjectLocks
 from vectorpipe_operator import builders
-from vectorpipe_operator.errors import InvalidStateError, Problem, TransientError, backoff
-from vectorpipe_operator.k8s import Kube
+from vectorpipe_operator.k8s import KubeApi
 from vectorpipe_operator.manifests import StoreFactory, read_committed_manifest
 from vectorpipe_operator.metrics import metrics
-from vectorpipe_operator.resources import (
-    COND_READY,
-    PIPELINE_API_VERSION,
-    PIPELINE_KIND,
-    TERMINAL,
-    InvalidSpecError,
-    Pipeline,
-    owned_by,
-)
+from vectorpipe_operator.resources import InvalidSpecError, Pipeline, owned_by
 from vectorpipe_operator.status import (
     Observed,
     RayJobView,
@@ -62,23 +59,15 @@ from vectorpipe_workloads.storage import Store
 RETRIES = 8
 HANDLER_TIMEOUT = 3600.0
 HANDLER_BACKOFF = 10.0
+BACKOFF_BASE = 5.0
+BACKOFF_MAX = 120.0
 
-CRASH_AFTER_CREATE_ENV = "VECTORPIPE_OPERATOR_TEST_CRASH_AFTER_CREATE"
-CRASH_EXIT_CODE = 86
-
-_locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
-_locks_guard = threading.Lock()
-
-
-def _lock(namespace: str, name: str) -> threading.Lock:
-    with _locks_guard:
-        return _locks[(namespace, name)]
+_locks = ObjectLocks()
 
 
 def forget(namespace: str, name: str) -> None:
     """Drop per-pipeline state once a pipeline is gone."""
-    with _locks_guard:
-        _locks.pop((namespace, name), None)
+    _locks.forget(namespace, name)
     metrics().set_phase(namespace, name, None)
 
 
@@ -86,76 +75,156 @@ def utcnow() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def backoff(attempt: int) -> float:
+    """Delay before retry number `attempt + 1`: 5, 10, 20, 40, 80, 120, 120, ... seconds."""
+    return capped_backoff(attempt, BACKOFF_BASE, BACKOFF_MAX)
+
+
+def _nothing(kind: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """Seams for fault-injection tests (a crash right after a create); no-ops in production."""
+
+    after_create: Callable[[str], None] = _nothing
+
+
 @dataclass(frozen=True)
 class Context:
     """How one pass was triggered and what it may use."""
 
-    kube: Kube
+    kube: KubeApi
     trigger: str
     attempt: int = 0  # Kopf's `retry`: attempts already made by this handler
     store_factory: StoreFactory = Store
     clock: Callable[[], str] = utcnow
+    hooks: Hooks = field(default_factory=Hooks)
 
     @property
     def last_attempt(self) -> bool:
         return self.attempt + 1 >= RETRIES
 
 
+def _conflict(kind: str, namespace: str, name: str) -> InvalidStateError:
+    return InvalidStateError(
+        "ChildConflict",
+        f"{kind} {namespace}/{name} exists and is not owned by this pipeline; "
+        "delete it or rename the pipeline",
+    )
+
+
 def _ensure_child(
-    ctx: Context, p: Pipeline, desired: dict[str, Any], recorded: bool
+    ctx: Context,
+    p: Pipeline,
+    desired: dict[str, Any],
+    existing: dict[str, Any] | None,
+    announce: bool = True,
 ) -> dict[str, Any]:
-    """The child, created if absent; `recorded`: the status says it was created before."""
+    """The child as it is (`existing`, from this pass's one GET), created if absent.
+
+    Never updates an existing child: children are built from a spec frozen
+    for the run, and re-submitting a RayJob or SlurmJob is exactly what must
+    not happen. `announce`: post a Created Event (not for the ConfigMap).
+    """
     kind, name = str(desired["kind"]), str(desired["metadata"]["name"])
-    existing = ctx.kube.get(kind, p.namespace, name)
-    if existing is None and recorded:
-        # Creating it again would run the stage a second time; someone deleted it.
-        raise InvalidStateError(f"{kind}Deleted", f"{kind} {name} was deleted before it finished")
     if existing is None:
-        existing, created = ctx.kube.ensure(desired, p.uid)
+        existing, created = ctx.kube.create(desired)
         if created:
-            ctx.kube.post_event(event_target(p), "Normal", "Created", f"created {kind} {name}")
-            if os.environ.get(CRASH_AFTER_CREATE_ENV) == kind:
-                os._exit(CRASH_EXIT_CODE)  # fault injection: die before the status write
-    elif not owned_by(existing, p.uid):
-        raise InvalidStateError(
-            "ChildConflict",
-            f"{kind} {p.namespace}/{name} exists and is not owned by this pipeline; "
-            "delete it or rename the pipeline",
-        )
+            if announce:
+                ctx.kube.post_event(event_target(p), "Normal", "Created", f"created {kind} {name}")
+            ctx.hooks.after_create(kind)
+            return existing
+    if not owned_by(existing, p.uid):
+        raise _conflict(kind, p.namespace, name)
     return existing
 
 
+def _step_configmap(ctx: Context, p: Pipeline) -> None:
+    desired = builders.build_configmap(p)
+    existing = ctx.kube.get("ConfigMap", p.namespace, p.configmap_name)
+    _ensure_child(ctx, p, desired, existing, announce=False)
+
+
 def _step_rayjob(ctx: Context, p: Pipeline, obs: Observed) -> None:
+    existing = ctx.kube.get(RAYJOB_KIND, p.namespace, p.rayjob_name)
     recorded = bool((p.status.get("ray") or {}).get("rayJob"))
-    obs.rayjob = RayJobView.from_object(_ensure_child(ctx, p, builders.build_rayjob(p), recorded))
+    if existing is None and recorded:
+        # Creating it again would run stage 1 a second time. KubeRay's
+        # delete-after-finish, or a user, removed it; if stage 1 committed its
+        # manifest first, the run goes on from there.
+        try:
+            obs.manifest = read_committed_manifest(p.spec, p.run, ctx.store_factory)
+        except TransientError as e:
+            if e.reason != "ManifestNotVisible":
+                raise
+            raise InvalidStateError(
+                "RayJobDeleted",
+                f"RayJob {p.rayjob_name} was deleted before it finished "
+                "and no manifest of this run was committed",
+            ) from e
+        return
+    desired = builders.build_rayjob(p)
+    obs.rayjob = RayJobView.from_object(_ensure_child(ctx, p, desired, existing))
+    if obs.rayjob.succeeded:
+        obs.manifest = read_committed_manifest(p.spec, p.run, ctx.store_factory)
 
 
 def _step_slurmjob(ctx: Context, p: Pipeline, obs: Observed) -> None:
     assert obs.manifest is not None  # the caller's order guarantees it
-    desired = builders.build_slurmjob(p, obs.manifest.uri)
+    existing = ctx.kube.get(SLURMJOB_KIND, p.namespace, p.slurmjob_name)
     recorded = bool((p.status.get("slurm") or {}).get("slurmJob"))
-    obs.slurmjob = SlurmJobView.from_object(_ensure_child(ctx, p, desired, recorded))
+    if existing is None and recorded:
+        # Creating it again would run stage 2 a second time; someone deleted it.
+        raise InvalidStateError(
+            "SlurmJobDeleted", f"SlurmJob {p.slurmjob_name} was deleted before it finished"
+        )
+    desired = builders.build_slurmjob(p, obs.manifest.uri)
+    obs.slurmjob = SlurmJobView.from_object(_ensure_child(ctx, p, desired, existing))
 
 
 def event_target(p: Pipeline) -> dict[str, Any]:
     """The object reference Kopf needs to post an Event on the pipeline."""
     return {
-        "apiVersion": PIPELINE_API_VERSION,
+        "apiVersion": API_VERSION,
         "kind": PIPELINE_KIND,
         "metadata": {"name": p.name, "namespace": p.namespace, "uid": p.uid},
     }
+
+
+def end_previous_run(ctx: Context, p: Pipeline, previous_run_id: str | None) -> None:
+    """Delete what the previous run created (its RayJob, SlurmJob, ConfigMap), if ours.
+
+    The garbage collector then stops the previous run: KubeRay tears its Ray
+    cluster down and the slurm-bridge's finalizer cancels its Slurm job, so
+    two runs never write the same output at once.
+    """
+    for kind, name in (
+        (SLURMJOB_KIND, slurmjob_name(p.name, previous_run_id)),
+        (RAYJOB_KIND, rayjob_name(p.name, previous_run_id)),
+        ("ConfigMap", configmap_name(p.name, previous_run_id)),
+    ):
+        child = ctx.kube.get(kind, p.namespace, name)
+        if (
+            child is not None
+            and owned_by(child, p.uid)
+            and ctx.kube.delete(kind, p.namespace, name)
+        ):
+            ctx.kube.post_event(
+                event_target(p), "Normal", "PreviousRunEnded", f"deleted {kind} {name}"
+            )
 
 
 def observe(ctx: Context, p: Pipeline) -> Observed:
     """Run the steps in order; stop at the first problem and record it."""
     obs = Observed(manifest=manifest_from_status(p.status))
     try:
-        ctx.kube.ensure(builders.build_configmap(p), p.uid)
+        _step_configmap(ctx, p)
         if obs.manifest is None:
             _step_rayjob(ctx, p, obs)
-            if obs.rayjob is None or not obs.rayjob.succeeded:
+            if obs.manifest is None:
                 return obs
-            obs.manifest = read_committed_manifest(p.spec, ctx.store_factory)
         _step_slurmjob(ctx, p, obs)
     except TransientError as e:
         if ctx.last_attempt:
@@ -182,7 +251,7 @@ def _publish(ctx: Context, body: Mapping[str, Any], new: dict[str, Any]) -> None
 
 def reconcile(ctx: Context, namespace: str, name: str) -> str | None:
     """One pass for one pipeline; returns its phase (None if it is gone)."""
-    with _lock(namespace, name):
+    with _locks.lock_for(namespace, name):
         try:
             phase = _reconcile(ctx, namespace, name)
         except kopf.TemporaryError as e:
@@ -214,14 +283,31 @@ def _reconcile(ctx: Context, namespace: str, name: str, fresh: bool = False) -> 
         metrics().set_phase(namespace, name, str(old["phase"]))
         return str(old["phase"])
     output_uri: str | None = None
+    run_id: str | None = None
+    prior: Mapping[str, Any] = old
     try:
         pipeline = Pipeline.from_body(body)
-        output_uri = pipeline.spec.output.uri
+        output_uri, run_id = pipeline.spec.output.uri, pipeline.run_id
+        if old and old.get("runId") != run_id:
+            # spec.runId changed: a new run, which starts from an empty status
+            # once the previous one is gone (the status keeps naming the
+            # previous run until then, so an interrupted cleanup is redone).
+            try:
+                end_previous_run(ctx, pipeline, old.get("runId"))
+            except TransientError as e:
+                raise _temporary(e.problem, ctx.attempt) from e
+            prior = {}
+            pipeline = Pipeline.from_body({**body, "status": {}})
         observed = observe(ctx, pipeline)
     except InvalidSpecError as e:
         observed = Observed(failure=Problem("InvalidSpec", str(e)))
     new = compute_status(
-        generation=generation, old=old, output_uri=output_uri, observed=observed, now=ctx.clock()
+        generation=generation,
+        run_id=run_id,
+        old=prior,
+        output_uri=output_uri,
+        observed=observed,
+        now=ctx.clock(),
     )
     try:
         _publish(ctx, body, new)
@@ -233,7 +319,7 @@ def _reconcile(ctx: Context, namespace: str, name: str, fresh: bool = False) -> 
         raise _temporary(e.problem, ctx.attempt) from e
     phase = str(new["phase"])
     metrics().set_phase(namespace, name, phase)
-    if phase == "Failed" and old.get("phase") not in TERMINAL:
+    if phase == "Failed" and (prior.get("phase") not in TERMINAL):
         ready = condition(new, COND_READY)
         raise kopf.PermanentError(f"{ready.get('reason')}: {ready.get('message')}")
     if observed.waiting is not None:

@@ -1,39 +1,29 @@
-"""Names, labels and typed status of the resources the operator reads and writes.
+"""Labels, annotations and the parsed pipeline the operator's modules agree on.
 
-Everything that two modules must agree on lives here: the API coordinates of
-`VectorPipeline`, KubeRay's `RayJob` and our `SlurmJob`; the labels and
-annotation prefix the operator stamps on what it owns; the `VectorPipeline`
-status as pydantic models (from which `hack/gen_crds.py` generates the CRD's
-status schema, and with which `status.py` builds every status it writes); the
-resource-level CEL rules that exist only because of how children are named;
-and `Pipeline`, the parsed view of one custom resource that the pure builders
-and the status computation take. Nothing here talks to the API.
+The API coordinates, the typed status and the child names live in
+`vectorpipe_api`; here is what only the operator uses: the labels and the
+annotation prefix it stamps on what it owns, where the pipeline file is
+mounted in the Ray pods, `Pipeline` (the parsed view of one custom resource
+that the pure builders and the status computation take) and the two
+owner-reference checks. Nothing here talks to the API.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field, ValidationError
+from pydantic import ValidationError
 
-from slurm_bridge.spec import Condition, StatusModel
-from vectorpipe_workloads.spec import API_GROUP, API_VERSION, KIND, VectorPipelineSpec
-
-GROUP = API_GROUP
-VERSION = API_VERSION
-PIPELINE_KIND = KIND
-PIPELINE_PLURAL = "vectorpipelines"
-PIPELINE_API_VERSION = f"{GROUP}/{VERSION}"
-
-RAY_GROUP = "ray.io"
-RAY_VERSION = "v1"
-RAYJOB_KIND = "RayJob"
-RAYJOB_PLURAL = "rayjobs"
-
-SLURMJOB_KIND = "SlurmJob"
-SLURMJOB_PLURAL = "slurmjobs"
+from vectorpipe_api.meta import API_VERSION, PIPELINE_KIND
+from vectorpipe_api.pipeline import VectorPipelineSpec
+from vectorpipe_api.pipeline_names import (
+    configmap_name,
+    rayjob_name,
+    run_identity,
+    slurmjob_name,
+)
 
 LABEL_PIPELINE = "vectorpipe.io/pipeline"
 LABEL_PIPELINE_UID = "vectorpipe.io/pipeline-uid"
@@ -52,98 +42,6 @@ TOUCH_KEY = "operator-touch"
 CONFIG_MOUNT = "/etc/vectorpipe"
 CONFIG_FILE = "pipeline.yaml"
 
-# KubeRay names the RayCluster `<rayjob>-<5 chars>` and refuses cluster names
-# over 53 characters, so a RayJob name may have 47; ours is `<pipeline>-etl`.
-# RayJob names must also be DNS-1035 labels (start with a letter).
-RAYJOB_SUFFIX = "-etl"
-MAX_PIPELINE_NAME = 47 - len(RAYJOB_SUFFIX)
-RESOURCE_RULES: list[dict[str, str]] = [
-    {
-        "rule": f"self.metadata.name.size() <= {MAX_PIPELINE_NAME}",
-        "message": f"metadata.name must be at most {MAX_PIPELINE_NAME} characters "
-        "(the RayJob and RayCluster names derive from it)",
-    },
-    {
-        "rule": "self.metadata.name.matches('^[a-z]')",
-        "message": "metadata.name must start with a letter (RayJob names are DNS-1035 labels)",
-    },
-]
-SPEC_IMMUTABLE_RULE = {
-    "rule": "self == oldSelf",
-    "message": "spec is immutable once a VectorPipeline is created; "
-    "delete it and create a new one (or use a new name) to run again",
-}
-
-Phase = Literal["Pending", "Embedding", "Clustering", "Succeeded", "Failed"]
-PHASES: tuple[Phase, ...] = ("Pending", "Embedding", "Clustering", "Succeeded", "Failed")
-TERMINAL: frozenset[str] = frozenset({"Succeeded", "Failed"})
-
-COND_EMBEDDING = "EmbeddingComplete"
-COND_CLUSTERING = "ClusteringComplete"
-COND_READY = "Ready"
-
-
-class RayStatus(StatusModel):
-    """The stage-1 RayJob as last observed."""
-
-    ray_job: str = Field(description="Name of the RayJob.")
-    job_status: str | None = Field(default=None, description="RayJob status.jobStatus.")
-    job_deployment_status: str | None = Field(
-        default=None, description="RayJob status.jobDeploymentStatus."
-    )
-    reason: str | None = None
-    message: str | None = None
-    start_time: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
-    end_time: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
-
-
-class SlurmStatus(StatusModel):
-    """The stage-2 SlurmJob as last observed."""
-
-    slurm_job: str = Field(description="Name of the SlurmJob.")
-    phase: str | None = Field(default=None, description="SlurmJob status.phase.")
-    job_id: int | None = Field(default=None, description="Slurm job id.")
-    state: str | None = Field(default=None, description="Slurm job state.")
-    exit_code: int | None = None
-    reason: str | None = None
-    message: str | None = None
-    start_time: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
-    end_time: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
-
-
-class Outputs(StatusModel):
-    """Where the results are, as soon as each is committed."""
-
-    manifest: str | None = Field(default=None, description="URI of _manifest.json.")
-    format: str | None = Field(default=None, description="Shard format.")
-    shards: int | None = Field(default=None, ge=0)
-    rows: int | None = Field(default=None, ge=0)
-    dim: int | None = Field(default=None, ge=0, description="Embedding dimension.")
-    bytes: int | None = Field(default=None, ge=0, description="Total shard bytes.")
-    clustering: str | None = Field(default=None, description="Prefix of the clustering output.")
-    centroids: str | None = Field(default=None, description="URI of centroids.parquet.")
-    metrics: str | None = Field(default=None, description="URI of the k-means metrics.json.")
-
-
-class VectorPipelineStatus(StatusModel):
-    """Observed state of a VectorPipeline; written only by the operator."""
-
-    phase: Phase | None = Field(default=None, description="Lifecycle phase.")
-    observed_generation: int | None = Field(default=None, ge=0)
-    conditions: list[Condition] = Field(
-        default_factory=list,
-        max_length=8,
-        json_schema_extra={
-            "x-kubernetes-list-type": "map",
-            "x-kubernetes-list-map-keys": ["type"],
-        },
-    )
-    start_time: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
-    completion_time: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
-    ray: RayStatus | None = None
-    slurm: SlurmStatus | None = None
-    outputs: Outputs | None = None
-
 
 class InvalidSpecError(ValueError):
     """The stored spec does not validate against the model (a rule CEL cannot express)."""
@@ -159,6 +57,27 @@ class Pipeline:
     spec: VectorPipelineSpec
     generation: int = 1
     status: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def run_id(self) -> str | None:
+        return self.spec.run_id
+
+    @property
+    def configmap_name(self) -> str:
+        return configmap_name(self.name, self.run_id)
+
+    @property
+    def rayjob_name(self) -> str:
+        return rayjob_name(self.name, self.run_id)
+
+    @property
+    def slurmjob_name(self) -> str:
+        return slurmjob_name(self.name, self.run_id)
+
+    @property
+    def run(self) -> str:
+        """This run's identity as stage 1 records it in the manifest."""
+        return run_identity(self.uid, self.run_id)
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> Pipeline:
@@ -185,7 +104,7 @@ class Pipeline:
 def owning_pipeline(meta: Mapping[str, Any]) -> str | None:
     """The name of the VectorPipeline that controls a child, from its owner references."""
     for ref in meta.get("ownerReferences") or []:
-        if ref.get("kind") == PIPELINE_KIND and ref.get("apiVersion") == PIPELINE_API_VERSION:
+        if ref.get("kind") == PIPELINE_KIND and ref.get("apiVersion") == API_VERSION:
             return str(ref.get("name"))
     return None
 

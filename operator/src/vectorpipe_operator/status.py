@@ -5,7 +5,8 @@
 transient or permanent problem a step reported) and returns the complete new
 status: one phase, the three standard conditions (EmbeddingComplete,
 ClusteringComplete, Ready), observedGeneration, child summaries, outputs and
-start/completion times. It never reads the clock (`now` is a parameter) and
+start/completion times, for the run `run_id` (a new run starts from an empty
+`old`). It never reads the clock (`now` is a parameter) and
 keeps a condition's lastTransitionTime while its status is unchanged, so a
 reconcile that sees nothing new computes a status equal to the old one and
 the operator writes nothing. The views parse children defensively: a child
@@ -20,10 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from slurm_bridge.spec import TERMINAL_PHASES as SLURM_TERMINAL
-from slurm_bridge.spec import Condition
-from vectorpipe_operator.errors import Problem
-from vectorpipe_operator.resources import (
+from vectorpipe_api.base import Condition
+from vectorpipe_api.pipeline_status import (
     COND_CLUSTERING,
     COND_EMBEDDING,
     COND_READY,
@@ -34,6 +33,8 @@ from vectorpipe_operator.resources import (
     SlurmStatus,
     VectorPipelineStatus,
 )
+from vectorpipe_api.slurmjob import TERMINAL_PHASES as SLURM_TERMINAL
+from vectorpipe_kopf.errors import Problem
 from vectorpipe_workloads.manifest import clustering_uri
 from vectorpipe_workloads.storage import join
 
@@ -347,6 +348,7 @@ def _outputs(m: ManifestView | None, output_uri: str | None, phase: Phase) -> Ou
 def compute_status(
     *,
     generation: int,
+    run_id: str | None = None,
     old: Mapping[str, Any],
     output_uri: str | None,
     observed: Observed,
@@ -370,6 +372,7 @@ def compute_status(
     status = VectorPipelineStatus(
         phase=phase,
         observed_generation=generation,
+        run_id=run_id,
         conditions=conditions,
         start_time=start_time,
         completion_time=completion or (now if phase in TERMINAL else None),

@@ -5,7 +5,7 @@ Watches every namespace by default, or only those given with `--namespace`
 comma-separated, for a Helm value). Serves Kopf's liveness probe and the
 Prometheus metrics on their own ports, logs as plain text or one JSON object
 per line, and runs standalone (one replica, no Kopf peering) unless `--peering
-NAME` is given. Every other flag has an environment twin named
+NAME` is given (with `--priority`, random by default). Every other flag has an environment twin named
 `SLURM_BRIDGE_<FLAG>` (see `slurm_bridge.options`). A SlurmJob without
 `spec.slurm.endpoint` runs through sbatch on this host (`--slurm-conf`).
 """
@@ -18,8 +18,9 @@ from collections.abc import Sequence
 
 import kopf
 
-from slurm_bridge import runtime
+from slurm_bridge.context import HOOKS_KEY, Hooks
 from slurm_bridge.options import Options, parse_env_pairs
+from vectorpipe_kopf import shell
 
 NAMESPACES_ENV = "SLURM_BRIDGE_NAMESPACES"
 
@@ -31,7 +32,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, O
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    runtime.add_scope_args(p)
+    shell.add_scope_args(p)
     p.add_argument(
         "--poll-interval",
         type=float,
@@ -79,9 +80,9 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, O
         default=d.default_working_directory,
         help="working directory of jobs whose spec sets none",
     )
-    runtime.add_logging_args(p)
+    shell.add_logging_args(p)
     args = p.parse_args(argv)
-    runtime.resolve_namespaces(args, NAMESPACES_ENV)
+    shell.resolve_namespaces(args, NAMESPACES_ENV)
     try:
         job_env = {**d.job_environment, **parse_env_pairs(args.job_env)}
     except ValueError as e:
@@ -95,18 +96,20 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, O
         mpirun_allow_run_as_root=args.mpirun_allow_run_as_root,
         job_environment=job_env,
         default_working_directory=args.default_workdir,
-        crash_after_submit=d.crash_after_submit,
     )
     return args, options
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, hooks: Hooks | None = None) -> int:
+    """Run until stopped; `hooks` are fault-injection seams for tests (none in production)."""
     args, options = parse_args(argv)
     from slurm_bridge.main import register
 
     registry = kopf.OperatorRegistry()
     register(registry, options)
-    runtime.run(registry, args, kopf.Memo(options=options))
+    memo = kopf.Memo(options=options)
+    memo[HOOKS_KEY] = hooks or Hooks()
+    shell.run(registry, args, memo)
     return 0
 
 

@@ -21,18 +21,19 @@ import hashlib
 import ssl
 import threading
 from collections.abc import Callable
+from typing import Protocol
 
-from slurm_bridge.bridge_errors import TransientError
 from slurm_bridge.client import SlurmCliClient, SlurmClient, SlurmRestClient
-from slurm_bridge.k8s import Kube
+from slurm_bridge.k8s import KubeApi
 from slurm_bridge.options import Options
-from slurm_bridge.spec import SlurmConnection
+from vectorpipe_api.slurmjob import SlurmConnection
+from vectorpipe_kopf.errors import TransientError
 
 Verify = bool | ssl.SSLContext
 ClientKey = tuple[str, str, str, str, str, str, str]
 
 
-def token_provider(kube: Kube, namespace: str, name: str, key: str) -> Callable[[], str]:
+def token_provider(kube: KubeApi, namespace: str, name: str, key: str) -> Callable[[], str]:
     """Read the token from its Secret on every call; remember the last one for a vanished Secret.
 
     Deleting a namespace deletes the token Secret alongside the SlurmJobs, before
@@ -53,10 +54,18 @@ def token_provider(kube: Kube, namespace: str, name: str, key: str) -> Callable[
     return read
 
 
+class ClientSource(Protocol):
+    """Where a pass gets the Slurm client of a SlurmJob's connection (a fake in unit tests)."""
+
+    def for_connection(self, namespace: str, conn: SlurmConnection) -> SlurmClient: ...
+
+    def close(self) -> None: ...
+
+
 class Clients:
     """A cache of Slurm clients keyed by everything that makes a connection different."""
 
-    def __init__(self, kube: Kube, options: Options) -> None:
+    def __init__(self, kube: KubeApi, options: Options) -> None:
         self.kube = kube
         self.options = options
         self._rest: dict[ClientKey, SlurmRestClient] = {}

@@ -20,12 +20,13 @@ import logging
 
 import kopf
 
-from slurm_bridge import k8s, runtime
 from slurm_bridge.clients import Clients
-from slurm_bridge.context import MEMO_KEY, Bridge
+from slurm_bridge.context import HOOKS_KEY, MEMO_KEY, Bridge, Hooks
 from slurm_bridge.finalize import FINALIZER
+from slurm_bridge.k8s import Kube, load_config
 from slurm_bridge.metrics import metrics
 from slurm_bridge.options import Options
+from vectorpipe_kopf import shell
 
 PERSISTENCE_PREFIX = "slurm-bridge.vectorpipe.io"
 DIFFBASE_KEY = "last-handled-configuration"
@@ -35,7 +36,7 @@ METRICS_ADDR_ENV = "SLURM_BRIDGE_METRICS_ADDR"
 
 
 def configure(settings: kopf.OperatorSettings) -> None:
-    runtime.configure_settings(
+    shell.configure_settings(
         settings,
         prefix=PERSISTENCE_PREFIX,
         diffbase_key=DIFFBASE_KEY,
@@ -48,13 +49,21 @@ def configure(settings: kopf.OperatorSettings) -> None:
 
 def start(settings: kopf.OperatorSettings, memo: kopf.Memo) -> None:
     configure(settings)
-    runtime.quiet_http_loggers()
-    k8s.load_config()
+    shell.quiet_http_loggers()
+    load_config()
     options = memo.get("options")
     if not isinstance(options, Options):
         options = Options.from_env()
-    memo[MEMO_KEY] = Bridge(k8s.kube(), Clients(k8s.kube(), options), options, metrics())
-    port, addr = runtime.metrics_endpoint(memo, METRICS_PORT_ENV, METRICS_ADDR_ENV)
+    hooks = memo.get(HOOKS_KEY)
+    kube = Kube()
+    memo[MEMO_KEY] = Bridge(
+        kube,
+        Clients(kube, options),
+        options,
+        metrics(),
+        hooks if isinstance(hooks, Hooks) else Hooks(),
+    )
+    port, addr = shell.metrics_endpoint(memo, METRICS_PORT_ENV, METRICS_ADDR_ENV)
     if port > 0:
         metrics().serve(port, addr)
 

@@ -6,39 +6,54 @@ takes it from there (`from_memo`). Passes over one SlurmJob are serialised by
 an in-process lock, because Kopf runs the create handler, the poll timer and
 the deletion handler concurrently, and a second pass must see what the first
 one submitted before it decides anything. `backoff` is the one retry schedule
-of the bridge: doubling from the poll interval, capped.
+of the bridge: doubling from the poll interval, capped. `Hooks` are the
+fault-injection seams the restart tests set through `python -m slurm_bridge`'s
+`main(hooks=...)`; production never sets them.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from slurm_bridge.clients import Clients
-from slurm_bridge.k8s import Kube
+from slurm_bridge.clients import ClientSource
+from slurm_bridge.k8s import KubeApi
 from slurm_bridge.metrics import Metrics
 from slurm_bridge.options import Options
+from vectorpipe_kopf.errors import capped_backoff
+from vectorpipe_kopf.locks import ObjectLocks
 
 MEMO_KEY = "bridge"
+HOOKS_KEY = "hooks"
 
-_locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
-_locks_guard = threading.Lock()
+_locks = ObjectLocks()
+
+
+def _nothing(job_id: int) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """Seams for fault-injection tests (a crash right after a submit); no-ops in production."""
+
+    after_submit: Callable[[int], None] = _nothing
 
 
 @dataclass
 class Bridge:
-    kube: Kube
-    clients: Clients
+    kube: KubeApi
+    clients: ClientSource
     options: Options
     metrics: Metrics
+    hooks: Hooks = field(default_factory=Hooks)
 
     def backoff(self, retry: int, cap: float | None = None) -> float:
         """Delay before retry number `retry + 1`: interval, 2x, 4x, ... capped."""
         limit = self.options.max_backoff if cap is None else cap
-        return float(min(limit, self.options.poll_interval * 2 ** max(0, min(retry, 20))))
+        return capped_backoff(retry, self.options.poll_interval, limit)
 
 
 def from_memo(memo: Any) -> Bridge:
@@ -48,14 +63,8 @@ def from_memo(memo: Any) -> Bridge:
     return bridge
 
 
-def lock_for(namespace: str, name: str) -> threading.Lock:
-    with _locks_guard:
-        return _locks[(namespace, name)]
-
-
-def forget(namespace: str, name: str) -> None:
-    with _locks_guard:
-        _locks.pop((namespace, name), None)
+lock_for = _locks.lock_for
+forget = _locks.forget
 
 
 def utcnow() -> str:

@@ -24,11 +24,11 @@ import kopf
 from pydantic import ValidationError
 
 from slurm_bridge import status as st
-from slurm_bridge.bridge_errors import TransientError
 from slurm_bridge.context import Bridge, forget, lock_for
 from slurm_bridge.errors import SlurmAuthError, SlurmNotFound, SlurmRejected, SlurmUnavailable
 from slurm_bridge.script import job_key
-from slurm_bridge.spec import TERMINAL_PHASES, SlurmJobSpec
+from vectorpipe_api.slurmjob import TERMINAL_PHASES, SlurmJobSpec
+from vectorpipe_kopf.errors import TransientError
 
 log = logging.getLogger(__name__)
 

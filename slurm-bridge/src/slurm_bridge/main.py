@@ -17,11 +17,11 @@ import kopf
 
 from slurm_bridge.handlers import delete, gone, poll, startup, submit
 from slurm_bridge.options import Options
-from slurm_bridge.spec import API_GROUP, API_VERSION, PLURAL
+from vectorpipe_api.meta import GROUP, SLURMJOB_PLURAL, VERSION
 
 
 def register(registry: kopf.OperatorRegistry, options: Options) -> None:
-    slurmjobs = (API_GROUP, API_VERSION, PLURAL)
+    slurmjobs = (GROUP, VERSION, SLURMJOB_PLURAL)
     # A registry of our own has no fallback login handlers: log in like Kopf's default does.
     kopf.on.login(registry=registry)(kopf.login_via_client)
     kopf.on.startup(registry=registry)(startup.on_startup)

@@ -14,8 +14,8 @@ from typing import get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
-from slurm_bridge.runtime import PhaseGauge
-from slurm_bridge.spec import SlurmJobPhase
+from vectorpipe_api.slurmjob import SlurmJobPhase
+from vectorpipe_kopf.gauge import PhaseGauge
 
 PHASES: tuple[str, ...] = get_args(SlurmJobPhase)
 

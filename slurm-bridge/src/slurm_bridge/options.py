@@ -8,9 +8,7 @@ SlurmJob without ``spec.slurm.endpoint`` is run with sbatch on the bridge's
 own host), and the site settings that shape every generated job: whether
 ``mpirun`` gets ``--allow-run-as-root`` (only for rigs whose jobs run as root,
 such as the tests), environment variables every job starts with (spec values
-win) and a working directory for specs that set none. `crash_after_submit` is
-a fault-injection hook for the restart tests: the process exits right after a
-successful submit, before the job id reaches the status.
+win) and a working directory for specs that set none.
 """
 
 from __future__ import annotations
@@ -22,8 +20,6 @@ from dataclasses import dataclass, field
 from slurm_bridge.script import ScriptOptions
 
 ENV_PREFIX = "SLURM_BRIDGE_"
-CRASH_AFTER_SUBMIT_ENV = "SLURM_BRIDGE_TEST_CRASH_AFTER_SUBMIT"
-CRASH_EXIT_CODE = 86
 
 
 def _flag(value: str | None) -> bool:
@@ -54,7 +50,6 @@ class Options:
     mpirun_allow_run_as_root: bool = False
     job_environment: Mapping[str, str] = field(default_factory=dict)
     default_working_directory: str | None = None
-    crash_after_submit: bool = False
 
     @property
     def script(self) -> ScriptOptions:
@@ -81,5 +76,4 @@ class Options:
             mpirun_allow_run_as_root=_flag(get("MPIRUN_ALLOW_RUN_AS_ROOT")),
             job_environment=parse_env_pairs(get("JOB_ENV") or ""),
             default_working_directory=get("DEFAULT_WORKDIR"),
-            crash_after_submit=_flag(e.get(CRASH_AFTER_SUBMIT_ENV)),
         )

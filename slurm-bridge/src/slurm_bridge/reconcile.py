@@ -21,7 +21,6 @@ rejects, makes the SlurmJob Failed.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,13 +28,12 @@ import kopf
 from pydantic import ValidationError
 
 from slurm_bridge import status as st
-from slurm_bridge.bridge_errors import InvalidJobError, TransientError
 from slurm_bridge.client import SlurmClient
 from slurm_bridge.context import Bridge, lock_for, utcnow
 from slurm_bridge.errors import SlurmAuthError, SlurmError, SlurmRejected, SlurmUnavailable
-from slurm_bridge.options import CRASH_EXIT_CODE
 from slurm_bridge.script import Identity, build_request, job_key
-from slurm_bridge.spec import TERMINAL_PHASES, SlurmJobSpec, SlurmJobStatus
+from vectorpipe_api.slurmjob import TERMINAL_PHASES, SlurmJobSpec, SlurmJobStatus
+from vectorpipe_kopf.errors import InvalidStateError, TransientError
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +73,7 @@ class Pass:
         try:
             return SlurmJobSpec.model_validate(self.body.get("spec") or {})
         except ValidationError as e:
-            raise InvalidJobError("InvalidSpec", str(e)) from e
+            raise InvalidStateError("InvalidSpec", str(e)) from e
 
     def stage(self, obs: st.Observation) -> None:
         generation = int(self.body["metadata"].get("generation") or 0)
@@ -117,7 +115,7 @@ def submit_or_adopt(
     try:
         request = build_request(spec, ident, p.bridge.options.script)
     except ValueError as e:
-        raise InvalidJobError("InvalidSpec", str(e)) from e
+        raise InvalidStateError("InvalidSpec", str(e)) from e
     try:
         job_id = client.submit(request)
     except SlurmRejected as e:
@@ -125,8 +123,7 @@ def submit_or_adopt(
         p.record(st.Rejected("SubmitRejected", "; ".join(e.messages) or e.message))
         return
     m.submits.labels(result="submitted").inc()
-    if p.bridge.options.crash_after_submit:
-        os._exit(CRASH_EXIT_CODE)  # fault injection: die before the job id is recorded
+    p.bridge.hooks.after_submit(job_id)
     p.record(st.Submitted(job_id, attempt))
 
 
@@ -189,7 +186,7 @@ def reconcile(
                 return
             try:
                 step(p)
-            except InvalidJobError as e:
+            except InvalidStateError as e:
                 bridge.metrics.error(e.reason)
                 p.record(st.Rejected(e.reason, e.message, by_slurm=False))
             except CONTACT_ERRORS as e:

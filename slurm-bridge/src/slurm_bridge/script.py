@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from slurm_bridge.client.models import JobRequest
-from slurm_bridge.spec import SlurmJobSpec
+from vectorpipe_api.slurmjob import SlurmJobSpec
 
 KEY_PREFIX = "vectorpipe.io/slurmjob="
 # Slurm keeps long names, but squeue and sacct print a prefix; the UID goes last.

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from slurm_bridge.client.models import JobInfo
-from slurm_bridge.spec import TERMINAL_PHASES, Condition, SlurmJobPhase, SlurmJobStatus
+from vectorpipe_api.base import Condition
+from vectorpipe_api.slurmjob import TERMINAL_PHASES, SlurmJobPhase, SlurmJobStatus
 
 COND_SUBMITTED = "Submitted"
 COND_RUNNING = "Running"

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from vectorpipe_operator.k8s import kube
-from vectorpipe_operator.reconcile import Context, reconcile
+import kopf
+
+from vectorpipe_operator.config import context
+from vectorpipe_operator.reconcile import reconcile
 
 
 def on_create_or_resume(
-    *, name: str, namespace: str | None, retry: int, reason: str, **_: Any
+    *, name: str, namespace: str | None, retry: int, reason: str, memo: kopf.Memo, **_: Any
 ) -> None:
     """Create the children that are missing and bring the status up to date."""
-    reconcile(Context(kube(), trigger=str(reason), attempt=retry), str(namespace), name)
+    reconcile(context(memo, str(reason), retry), str(namespace), name)

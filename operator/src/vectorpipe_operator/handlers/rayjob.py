@@ -6,14 +6,15 @@ from typing import Any
 
 import kopf
 
-from vectorpipe_operator.k8s import kube
-from vectorpipe_operator.reconcile import Context, reconcile
+from vectorpipe_operator.config import context
+from vectorpipe_operator.reconcile import reconcile
 from vectorpipe_operator.resources import owning_pipeline
 
 
-def on_rayjob_status(*, meta: kopf.Meta, namespace: str | None, retry: int, **_: Any) -> None:
+def on_rayjob_status(
+    *, meta: kopf.Meta, namespace: str | None, retry: int, memo: kopf.Memo, **_: Any
+) -> None:
     """Reconcile the pipeline that owns this RayJob (mirror status; maybe start stage 2)."""
     owner = owning_pipeline(meta)
     if owner is not None:
-        ctx = Context(kube(), trigger="rayjob", attempt=retry)
-        reconcile(ctx, str(namespace), owner)
+        reconcile(context(memo, "rayjob", retry), str(namespace), owner)

@@ -8,7 +8,7 @@ import kopf
 
 from slurm_bridge.context import from_memo
 from slurm_bridge.reconcile import reconcile
-from slurm_bridge.spec import TERMINAL_PHASES
+from vectorpipe_api.slurmjob import TERMINAL_PHASES
 
 
 def on_poll(*, name: str, namespace: str | None, memo: kopf.Memo, **kwargs: Any) -> None:
