@@ -1,7 +1,7 @@
 """Control-plane latency: the operator on a real kube-apiserver, slurm-bridge on slurmrestd.
 
 Operator: the test suite's real control plane (tests/support/controlplane/) and
-operator launcher (`start_operator` from tests/k8s/test_operator.py) are
+operator launcher (`start_operator` from tests/support/operator.py) are
 imported, not copied. `pipelines` VectorPipelines go to the API server in one
 `kubectl create` of a List; two `kubectl get --watch` streams timestamp when
 each VectorPipeline and its RayJob first appear, and the difference is the
@@ -57,7 +57,7 @@ def _peak_rss_mb(pid: int) -> float:
 
 def operator(scale: Scale, work: Path) -> Json:
     from tests.support.controlplane import ControlPlane, Toolchain
-    from tests.k8s.test_operator import CRDS, pipeline, start_operator
+    from tests.support.operator import CRDS, pipeline, start_operator
 
     work.mkdir(parents=True, exist_ok=True)
     log("operator: starting the control plane")

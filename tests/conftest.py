@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 
 from slurm_bridge.client import SlurmRestClient, static_token
-from tests.support.controlplane import ControlPlane, ControlPlaneError, Toolchain
 from tests.services.s3 import LocalS3, local_s3
 from tests.services.slurm import LocalSlurm, slurm_fixture
+from tests.support.controlplane import ControlPlane, ControlPlaneError, Toolchain
 
 VECTORPIPE_CRDS = sorted(
     (Path(__file__).resolve().parents[1] / "charts" / "vectorpipe" / "crds").glob(

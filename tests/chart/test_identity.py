@@ -3,10 +3,10 @@
 The chart is installed, a token is issued for its ServiceAccount (`kubectl
 create token`, a real bound token verified by the API server, not
 impersonation) and written into a kubeconfig next to the fixture's CA and
-server. The operator (`start_operator` of tests/k8s/test_operator.py) then
+server. The operator (`start_operator` of tests/support/operator.py) then
 runs a pipeline through both stages, with the test playing KubeRay's and the
 slurm-bridge's parts as test_operator.py does; the slurm-bridge (`Rig` of
-tests/k8s/test_slurmjob_controller.py) runs a real job through the local
+tests/support/bridge.py) runs a real job through the local
 slurmrestd, reading its token Secret with its own identity, and is refused a
 Secret the chart did not name. Both run in namespaced scope because both
 helpers start the processes with `--namespace`, which is exactly what the chart
@@ -29,10 +29,10 @@ from pathlib import Path
 import pytest
 
 from tests.chart.chartlib import CHART, Helm, hook_script, render, values_args
-from tests.support.controlplane import ControlPlane
-from tests.k8s.test_operator import Cluster, commit_manifest, pipeline, start_operator
-from tests.k8s.test_slurmjob_controller import Rig
 from tests.services.slurm import LocalSlurm
+from tests.support.bridge import Rig
+from tests.support.controlplane import ControlPlane
+from tests.support.operator import Cluster, commit_manifest, pipeline, start_operator
 
 pytestmark = pytest.mark.k8s
 

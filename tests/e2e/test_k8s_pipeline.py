@@ -17,12 +17,12 @@ import pytest
 
 from slurm_bridge.client import SlurmRestClient
 from slurm_bridge.options import ENV_PREFIX
-from tests.support.controlplane import ControlPlane
-from tests.support.rayjob_harness import LocalRayHead, RayJobHarness
-from tests.k8s.test_operator import Cluster, owner_of, start_operator
-from tests.k8s.test_slurmjob_controller import Rig, slurm_jobs_of
 from tests.services.s3 import LocalS3
 from tests.services.slurm import LocalSlurm
+from tests.support.bridge import Rig, slurm_jobs_of
+from tests.support.controlplane import ControlPlane
+from tests.support.operator import Cluster, owner_of, start_operator
+from tests.support.rayjob_harness import LocalRayHead, RayJobHarness
 from vectorpipe_workloads.manifest import clustering_uri
 
 pytestmark = [

@@ -28,11 +28,11 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.support.controlplane import ControlPlane
-from tests.support.rayjob_harness import LocalRayHead, RayJobHarness
-from tests.k8s.test_operator import Cluster, condition, pipeline, start_operator
 from tests.services.s3 import LocalS3
 from tests.services.s3_faults import FaultyS3
+from tests.support.controlplane import ControlPlane
+from tests.support.operator import Cluster, condition, pipeline, start_operator
+from tests.support.rayjob_harness import LocalRayHead, RayJobHarness
 from vectorpipe_workloads.etl import run_etl
 from vectorpipe_workloads.manifest import read_manifest
 from vectorpipe_workloads.readers import InputFormatError

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from tests.support.controlplane import ControlPlane
-from tests.k8s.test_operator import (
+from tests.support.operator import (
     Cluster,
     Operator,
     commit_manifest,

@@ -32,11 +32,11 @@ import pytest
 
 from slurm_bridge.client import SlurmRestClient
 from slurm_bridge.options import ENV_PREFIX
-from tests.support.controlplane import ControlPlane
-from tests.k8s.test_operator import Cluster, Operator, start_operator
-from tests.k8s.test_slurmjob_controller import Rig, slurm_jobs_of, wait_slurm
 from tests.services.s3 import LocalS3
 from tests.services.slurm import LocalSlurm
+from tests.support.bridge import Rig, slurm_jobs_of, wait_slurm
+from tests.support.controlplane import ControlPlane
+from tests.support.operator import Cluster, Operator, start_operator
 from vectorpipe_workloads.manifest import Manifest, write_manifest
 from vectorpipe_workloads.shards import make_table, schema_description, write_parquet_shard
 from vectorpipe_workloads.storage import S3Config, Store

@@ -26,9 +26,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support.controlplane import ControlPlane
-from tests.k8s.test_operator import Cluster, condition, pipeline, start_operator
 from tests.services.s3 import LocalS3
+from tests.support.controlplane import ControlPlane
+from tests.support.operator import Cluster, condition, pipeline, start_operator
 from vectorpipe_workloads.pipeline_file import PipelineFileError, load_pipeline
 from vectorpipe_workloads.storage import S3Config, Store
 

@@ -21,9 +21,9 @@ import pytest
 
 from slurm_bridge.client import SlurmRestClient
 from slurm_bridge.script import job_key
-from tests.support.controlplane import ControlPlane
-from tests.k8s.test_slurmjob_controller import Rig, cond, slurm_jobs_of, wait_slurm
 from tests.services.slurm import LocalSlurm
+from tests.support.bridge import Rig, cond, slurm_jobs_of, wait_slurm
+from tests.support.controlplane import ControlPlane
 
 pytestmark = [pytest.mark.faults, pytest.mark.k8s, pytest.mark.slurm]
 

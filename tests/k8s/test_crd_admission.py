@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.admission import BAD, pipeline
 from tests.support.controlplane import ControlPlane
 
 pytestmark = pytest.mark.k8s
@@ -29,20 +30,6 @@ def crds(k8s: ControlPlane) -> ControlPlane:
     names = k8s.apply_crds(CRDS)
     assert set(names) == {"vectorpipelines.vectorpipe.io", "slurmjobs.vectorpipe.io"}
     return k8s
-
-
-def pipeline(name: str = "p1", **spec: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "apiVersion": "vectorpipe.io/v1alpha1",
-        "kind": "VectorPipeline",
-        "metadata": {"name": name},
-        "spec": {
-            "input": {"uri": "s3://reads-bucket/in/"},
-            "output": {"uri": "s3://runs-bucket/r1/"},
-        },
-    }
-    body["spec"].update(spec)
-    return body
 
 
 def create(k8s: ControlPlane, ns: str, obj: dict[str, Any]) -> Any:
@@ -90,121 +77,6 @@ def test_minimal_example_gets_the_documented_defaults(crds: ControlPlane, namesp
     assert spec["hpc"]["app"]["clusters"] == 20
     assert spec["hpc"]["app"]["tolerance"] == 0.0001
     assert spec["hpc"]["app"]["nInit"] == 8
-
-
-def _without_input() -> dict[str, Any]:
-    body = pipeline()
-    del body["spec"]["input"]
-    return body
-
-
-def _named(name: str) -> dict[str, Any]:
-    return pipeline(name=name)
-
-
-BAD: list[tuple[str, dict[str, Any], str]] = [
-    ("missing-input", _without_input(), "spec.input: Required value"),
-    (
-        "k-out-of-range-for-kmer",
-        pipeline(embedding={"method": "kmer", "k": 12}),
-        "kmer embeddings need 2 <= k <= 8",
-    ),
-    (
-        "k-out-of-range",
-        pipeline(embedding={"method": "hashed", "k": 40}),
-        "spec.embedding.k: Invalid value: 40: spec.embedding.k in body should be less than or equal to 31",
-    ),
-    (
-        "unknown-format",
-        pipeline(input={"uri": "/fsx/in/", "format": "bam"}),
-        'spec.input.format: Unsupported value: "bam": supported values: "auto", "fastq", "fasta"',
-    ),
-    (
-        "bad-uri-scheme",
-        pipeline(input={"uri": "gs://bucket/reads/"}),
-        "spec.input.uri in body should match '^(s3://",
-    ),
-    (
-        "clr-with-minhash",
-        pipeline(embedding={"method": "minhash", "transform": "clr"}),
-        "transform is only valid for kmer",
-    ),
-    (
-        "dim-with-kmer",
-        pipeline(embedding={"dim": 64}),
-        "dim is only valid for method hashed",
-    ),
-    (
-        "abundance-k-too-short",
-        pipeline(embedding={"abundance": {"k": 9}}),
-        "spec.embedding.abundance.k in body should be greater than or equal to 11",
-    ),
-    (
-        "abundance-table-too-big",
-        pipeline(embedding={"abundance": {"tableBits": 29}}),
-        "spec.embedding.abundance.tableBits in body should be less than or equal to 28",
-    ),
-    (
-        "abundance-zero-weight",
-        pipeline(embedding={"abundance": {"weight": 0}}),
-        "spec.embedding.abundance.weight in body should be greater than 0",
-    ),
-    (
-        "n-init-zero",
-        pipeline(hpc={"app": {"nInit": 0}}),
-        "spec.hpc.app.nInit in body should be greater than or equal to 1",
-    ),
-    (
-        "same-uri",
-        pipeline(output={"uri": "s3://reads-bucket/in/"}),
-        "output.uri must differ from input.uri",
-    ),
-    (
-        "endpoint-without-token",
-        pipeline(hpc={"slurm": {"endpoint": "https://head:8082"}}),
-        "hpc.slurm.tokenSecretRef is required when hpc.slurm.endpoint is set",
-    ),
-    (
-        "ca-bundle-without-endpoint",
-        pipeline(hpc={"slurm": {"caBundleSecretRef": {"name": "slurmrestd-ca"}}}),
-        "hpc.slurm.caBundleSecretRef needs hpc.slurm.endpoint",
-    ),
-    (
-        "shared-fs-relative-mount",
-        pipeline(ray={"sharedFilesystem": {"claimName": "fsx", "mountPath": "fsx"}}),
-        "spec.ray.sharedFilesystem.mountPath in body should match",
-    ),
-    (
-        "bad-toleration-effect",
-        pipeline(ray={"tolerations": [{"key": "ray", "effect": "Sometimes"}]}),
-        'Unsupported value: "Sometimes"',
-    ),
-    (
-        "unknown-output-format",
-        pipeline(output={"uri": "/fsx/out/", "format": "csv"}),
-        'spec.output.format: Unsupported value: "csv"',
-    ),
-    (
-        "bad-quantity",
-        pipeline(ray={"workers": {"memory": "lots"}}),
-        "spec.ray.workers.memory in body should match",
-    ),
-    (
-        "unknown-field",
-        pipeline(embedding={"kk": 3}),
-        'unknown field "spec.embedding.kk"',
-    ),
-    (
-        "name-too-long",
-        _named("a" * 44),
-        "metadata.name must be at most 43 characters",
-    ),
-    (
-        "name-starts-with-digit",
-        _named("42-run"),
-        "metadata.name must start with a letter",
-    ),
-]
 
 
 @pytest.mark.faults

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from tests.support.controlplane import ControlPlane
+from tests.support.operator import Cluster, condition, start_operator
 from tests.support.rayjob_harness import LocalRayHead, RayJobHarness
-from tests.k8s.test_operator import Cluster, condition, start_operator
 
 pytestmark = pytest.mark.k8s
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.support.controlplane import ControlPlane
-from tests.k8s.test_operator import CRDS, Cluster, start_operator
+from tests.support.operator import CRDS, Cluster, start_operator
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]
 

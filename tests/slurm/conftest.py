@@ -17,23 +17,12 @@ import pytest
 
 from slurm_bridge.client import SlurmCliClient, SlurmRestClient
 from tests.services.slurm import LocalSlurm
+from tests.support.slurm import TokenBox
 
 
 def pytest_configure(config: pytest.Config) -> None:
     # Also registered in pyproject.toml; repeated so this folder runs on its own.
     config.addinivalue_line("markers", "slurm: needs the local Slurm + slurmrestd services")
-
-
-class TokenBox:
-    """The token a client's provider returns; tests swap it to simulate rotation."""
-
-    def __init__(self, token: str) -> None:
-        self.token = token
-        self.reads = 0
-
-    def __call__(self) -> str:
-        self.reads += 1
-        return self.token
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from slurm_bridge.client import (
 )
 from slurm_bridge.errors import SlurmAuthError, SlurmNotFound, SlurmRejected, SlurmUnavailable
 from tests.services.slurm import LocalSlurm
-from tests.slurm.conftest import TokenBox
+from tests.support.slurm import TokenBox
 
 pytestmark = pytest.mark.slurm
 
