@@ -4,8 +4,9 @@
 it holds a root JWT from the local slurmctld (`secret` puts it into a Secret),
 starts bridge processes scoped to the namespace with short poll and backoff
 intervals (`start_bridge`; each a `Bridge` whose metrics and log a test can
-read), creates SlurmJobs and waits on their status, Events or gone-ness, and
-reads a job's output file. `cond` picks a condition out of a status;
+read), creates SlurmJobs and waits on their status, Events or gone-ness,
+counts the writes to one with a watch (`writes_during`), and reads a job's
+output file. `cond` picks a condition out of a status;
 `slurm_jobs_of` and `wait_slurm` look at Slurm itself through a separate REST
 client. The pytest fixtures built on these live in the test modules.
 """
@@ -19,6 +20,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from kubernetes import client, config, watch
 
 from slurm_bridge.client import JobInfo, SlurmRestClient
 from tests.services.slurm import LocalSlurm
@@ -153,6 +156,36 @@ class Rig:
             if reason in [r for r, _ in events] or time.monotonic() > deadline:
                 return events
             time.sleep(0.5)
+
+    def writes_during(self, name: str, seconds: int) -> list[dict[str, Any]]:
+        """Every write to SlurmJob `name` in the next `seconds`, as a watch sees them.
+
+        Each write (status, finalizer, annotation) is one MODIFIED event. The
+        watch starts from the listing's resourceVersion, handed back to the
+        API server as the opaque token it is, so no write between the listing
+        and the watch is missed. Returns the objects as written, oldest first.
+        """
+        api = config.new_client_from_config(config_file=str(self.k8s.kubeconfig))
+        try:
+            custom = client.CustomObjectsApi(api)
+            args = ("vectorpipe.io", "v1alpha1", self.ns, "slurmjobs")
+            selector = f"metadata.name={name}"
+            listing = custom.list_namespaced_custom_object(*args, field_selector=selector)
+            assert [i["metadata"]["name"] for i in listing["items"]] == [name], listing
+            writes: list[dict[str, Any]] = []
+            for event in watch.Watch().stream(
+                custom.list_namespaced_custom_object,
+                *args,
+                field_selector=selector,
+                resource_version=listing["metadata"]["resourceVersion"],
+                timeout_seconds=seconds,
+            ):
+                assert event["type"] != "ERROR", event
+                if event["type"] == "MODIFIED":
+                    writes.append(event["object"])
+            return writes
+        finally:
+            api.close()
 
     def output(self, name: str, job_id: int) -> str:
         return (self.slurm.jobs_dir / f"{self.ns}-{name}-{job_id}.out").read_text()
