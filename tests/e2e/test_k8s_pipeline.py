@@ -22,7 +22,7 @@ from tests.services.slurm import LocalSlurm
 from tests.support.bridge import Rig, slurm_jobs_of
 from tests.support.controlplane import ControlPlane
 from tests.support.operator import Cluster, owner_of, start_operator
-from tests.support.rayjob_harness import LocalRayHead, RayJobHarness
+from tests.support.rayjob_harness import CREDENTIAL_KEYS, LocalRayHead, RayJobHarness
 from vectorpipe_workloads.manifest import clustering_uri
 
 pytestmark = [
@@ -72,7 +72,11 @@ def test_vectorpipeline_runs_end_to_end_on_kubernetes_ray_slurm_and_s3(
     cluster = Cluster(crds, namespace)
     rig = Rig(crds, slurm, namespace, tmp_path)
     rig.secret("slurm-jwt", rig.token)
-    head = LocalRayHead(num_cpus=2)
+    # Stage 1 gets the loopback S3's dummy keys as its identity (what IRSA or an
+    # instance role is on a cluster); the endpoint only through the RayJob's pod
+    # env, which the harness passes on and nothing else (no inherited AWS_*).
+    identity = {k: v for k, v in s3.env().items() if k in CREDENTIAL_KEYS}
+    head = LocalRayHead(num_cpus=2, credentials=identity)
     address = head.start()
     op = None
     try:
@@ -107,11 +111,17 @@ def test_vectorpipeline_runs_end_to_end_on_kubernetes_ray_slurm_and_s3(
         manifest_file = tmp_path / "pipeline.yaml"
         manifest_file.write_text(json.dumps(body))
         with RayJobHarness(
-            crds.kubeconfig, namespace, workdir=tmp_path / "harness", ray_address=address
+            crds.kubeconfig,
+            namespace,
+            workdir=tmp_path / "harness",
+            ray_address=address,
+            credentials=identity,
         ) as harness:
             crds.kubectl("apply", "-n", namespace, "-f", str(manifest_file))
             res = harness.wait_for("e2e-etl", timeout=TIMEOUT)
             assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+            # The endpoint reached stage 1 from the pod template, not from this process.
+            assert harness.envs["e2e-etl"]["AWS_ENDPOINT_URL_S3"] == s3.endpoint_url
             vp = cluster.wait_phase("e2e", "Succeeded", timeout=TIMEOUT)
 
         # -- Kubernetes side ---------------------------------------------------------------

@@ -8,8 +8,18 @@ with every mount path rewritten to that directory (and `python` to this
 interpreter). By default RAY_ADDRESS is unset, so `vectorpipe etl` starts a
 local Ray itself; with `ray_address` the entrypoint attaches to a running
 `LocalRayHead` instead, which is what a KubeRay driver does (the cluster is up
-before the job is submitted and the driver gets RAY_ADDRESS). It then writes
-the status KubeRay would write, through the status subresource:
+before the job is submitted and the driver gets RAY_ADDRESS).
+
+The entrypoint runs with a clean environment, as in a pod: only what is needed
+to start Python and reach the Ray head (`BASICS`, taken from this process),
+the `credentials` the test hands over (the stand-in for the pod's
+IRSA/instance-role identity: AWS keys only, never an endpoint or region), and
+exactly the `env` entries the head container declares (`valueFrom` Secret and
+ConfigMap keys resolved through the API). No AWS_*/S3 variable of the test's
+own environment leaks in, so a RayJob that forgets the S3 endpoint fails here
+as it would on a cluster.
+
+It then writes the status KubeRay would write, through the status subresource:
 Initializing, Running/RUNNING with a startTime, and at the end
 Complete/SUCCEEDED, or Failed/FAILED with reason AppFailed and the tail of the
 output in `message` (KubeRay v1.5 persists `Failed` for a failed Ray job once
@@ -19,6 +29,7 @@ real one the operator built, so the real stage-1 code runs.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime
 import os
@@ -39,6 +50,35 @@ from kubernetes import client, config, watch
 
 GROUP, VERSION, PLURAL = "ray.io", "v1", "rayjobs"
 TAIL = 2000
+# What a container image provides and Python needs to start; taken from this
+# process when set. Nothing AWS- or S3-related: those come only from the pod
+# template's `env` or, for the identity, from `credentials`.
+BASICS = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR",
+          "PYTHONPATH")  # fmt: skip
+# The only keys `credentials` may carry: who the pod is, never where S3 is.
+CREDENTIAL_KEYS = frozenset({"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"})
+
+
+def basic_env(source: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The `BASICS` present in `source` (default: this process's environment)."""
+    source = os.environ if source is None else source
+    return {k: source[k] for k in BASICS if k in source}
+
+
+def check_credentials(credentials: Mapping[str, str] | None) -> dict[str, str]:
+    """`credentials` as a dict, refusing anything but AWS key variables."""
+    creds = dict(credentials or {})
+    extra = set(creds) - CREDENTIAL_KEYS
+    if extra:
+        raise ValueError(
+            f"credentials may hold only {sorted(CREDENTIAL_KEYS)}, not {sorted(extra)}"
+        )
+    return creds
+
+
+def is_s3_setting(name: str) -> bool:
+    """Variables that tell boto3/pyarrow where S3 is or who to be: never inherited."""
+    return name.startswith("AWS_") or "S3" in name.upper()
 
 
 def _now() -> str:
@@ -51,14 +91,24 @@ class LocalRayHead:
     It runs in its own process group so `stop()` ends exactly the processes it
     started (never another Ray on the machine). Start-up is retried: Ray gives
     a raylet a fixed 30 s to register, which a loaded two-core machine can miss.
+    Its Ray workers inherit its environment, so AWS_*/S3 variables of the test
+    are removed from it; `credentials` (AWS keys only) stand in for the pods'
+    identity.
     """
 
     # A loopback test cluster: Ray's token auth would need the token handed to
     # every driver, which KubeRay does for real clusters and we need not.
     env = {"RAY_AUTH_MODE": "disabled"}
 
-    def __init__(self, num_cpus: int = 2, attempts: int = 3, timeout: float = 180.0) -> None:
+    def __init__(
+        self,
+        num_cpus: int = 2,
+        attempts: int = 3,
+        timeout: float = 180.0,
+        credentials: Mapping[str, str] | None = None,
+    ) -> None:
         self.num_cpus, self.attempts, self.timeout = num_cpus, attempts, timeout
+        self.credentials = check_credentials(credentials)
         self.proc: subprocess.Popen[bytes] | None = None
         self.address = ""
         self.log = Path(tempfile.mkdtemp(prefix="vpray-log-")) / "ray-head.log"
@@ -75,7 +125,12 @@ class LocalRayHead:
                 f"--num-cpus={self.num_cpus}", "--include-dashboard=false",
                 "--disable-usage-stats", f"--temp-dir={temp}",
             ]  # fmt: skip
-            env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+            # Ray workers inherit the head's environment: no S3 setting of the
+            # test's may reach them either (tasks get the S3 config as arguments).
+            env = {
+                k: v for k, v in os.environ.items() if k != "RAY_ADDRESS" and not is_s3_setting(k)
+            }
+            env.update(self.credentials)
             env.update(self.env)
             with self.log.open("ab") as out:
                 self.proc = subprocess.Popen(
@@ -131,7 +186,7 @@ class RayJobHarness:
         namespace: str,
         *,
         python: str = sys.executable,
-        env: Mapping[str, str] | None = None,
+        credentials: Mapping[str, str] | None = None,
         timeout: float = 600.0,
         workdir: Path | None = None,
         ray_address: str | None = None,
@@ -139,7 +194,8 @@ class RayJobHarness:
         self.namespace = namespace
         self.ray_address = ray_address
         self.python = python
-        self.env = dict(env if env is not None else os.environ)
+        self.basics = basic_env()
+        self.credentials = check_credentials(credentials)
         self.timeout = timeout
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="vp-rayjob-"))
         self.api_client = config.new_client_from_config(config_file=str(kubeconfig))
@@ -147,6 +203,7 @@ class RayJobHarness:
         self.core = client.CoreV1Api(self.api_client)
         self.seen: set[str] = set()
         self.results: dict[str, subprocess.CompletedProcess[str]] = {}
+        self.envs: dict[str, dict[str, str]] = {}  # the environment each entrypoint got
         self.errors: list[BaseException] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -224,6 +281,42 @@ class RayJobHarness:
             rewrites[mount["mountPath"].rstrip("/")] = str(local)
         return rewrites
 
+    def pod_env(self, rayjob: Mapping[str, Any]) -> dict[str, str]:
+        """The head container's declared `env`, with Secret/ConfigMap references resolved.
+
+        Anything the harness cannot resolve (fieldRef, resourceFieldRef,
+        envFrom) is an error, never silently dropped.
+        """
+        container = rayjob["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"][
+            "containers"
+        ][0]
+        if container.get("envFrom"):
+            raise NotImplementedError("the RayJob harness does not resolve envFrom")
+        env: dict[str, str] = {}
+        for entry in container.get("env") or []:
+            name, source = entry["name"], entry.get("valueFrom")
+            if source is None:
+                env[name] = str(entry.get("value", ""))
+            elif "secretKeyRef" in source:
+                ref = source["secretKeyRef"]
+                secret = self.core.read_namespaced_secret(ref["name"], self.namespace)
+                env[name] = base64.b64decode((secret.data or {})[ref["key"]]).decode()
+            elif "configMapKeyRef" in source:
+                ref = source["configMapKeyRef"]
+                cm = self.core.read_namespaced_config_map(ref["name"], self.namespace)
+                env[name] = (cm.data or {})[ref["key"]]
+            else:
+                raise NotImplementedError(f"the RayJob harness cannot resolve env {name}: {source}")
+        return env
+
+    def environment(self, rayjob: Mapping[str, Any]) -> dict[str, str]:
+        """The entrypoint's whole environment: basics, identity, the pod's env, Ray's address."""
+        env = {**self.basics, **self.credentials, **self.pod_env(rayjob)}
+        env.pop("RAY_ADDRESS", None)
+        if self.ray_address:
+            env.update(RAY_ADDRESS=self.ray_address, **LocalRayHead.env)
+        return env
+
     def command(self, rayjob: Mapping[str, Any], into: Path) -> list[str]:
         """The entrypoint as argv, with mounted paths and `python` made local."""
         entrypoint = str(rayjob["spec"]["entrypoint"])
@@ -241,6 +334,7 @@ class RayJobHarness:
         self._patch_status(name, {"jobDeploymentStatus": "Initializing", "startTime": start})
         into = self.workdir / name
         argv = self.command(rayjob, into)
+        env = self.envs[name] = self.environment(rayjob)
         self._patch_status(
             name,
             {
@@ -251,9 +345,6 @@ class RayJobHarness:
                 "rayJobInfo": {"startTime": start},
             },
         )
-        env = {k: v for k, v in self.env.items() if k != "RAY_ADDRESS"}
-        if self.ray_address:
-            env.update(RAY_ADDRESS=self.ray_address, **LocalRayHead.env)
         try:
             res = subprocess.run(
                 argv,
