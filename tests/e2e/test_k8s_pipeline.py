@@ -164,7 +164,13 @@ def test_vectorpipeline_runs_end_to_end_on_kubernetes_ray_slurm_and_s3(
         metrics = json.loads(
             s3c.get_object(Bucket=bucket, Key=f"{c_prefix}metrics.json")["Body"].read()
         )
-        assert metrics, metrics
+        # Stage 2 ran as one MPI job of exactly the ranks the pipeline asked for:
+        # nodes x ntasksPerNode, as the world size rank 0 recorded.
+        slurm_spec = body["spec"]["hpc"]["slurm"]
+        ranks = slurm_spec["nodes"] * slurm_spec["ntasksPerNode"]
+        assert (sj["spec"]["nodes"], sj["spec"]["ntasksPerNode"]) == (1, 2), sj["spec"]
+        assert metrics["ranks"] == ranks == 2, metrics
+        assert (metrics["rows"], metrics["dim"], metrics["clusters"]) == (15000, 137, 3), metrics
     finally:
         if op is not None:
             op.stop()
