@@ -2,7 +2,7 @@
 
 The table is what stage 1 writes (read_id, sample, fixed-size-list<float32>
 embedding of canonical 4-mer profiles); Parquet goes through
-`shards.write_parquet_shard` (snappy, the product's row groups), Lance through
+`etl.shard_writers.write_parquet_shard` (snappy, the product's row groups), Lance through
 `write_lance_fragment` + `commit_lance`. A full scan reads every column back
 into Arrow and the embedding into numpy; random access fetches `random_rows`
 rows by index (Lance `take`; Parquet reads the row groups holding them).
@@ -19,14 +19,13 @@ import pyarrow.parquet as pq
 
 from bench.common import Json, Scale, best_of, log
 from bench.data import Labelled, repeated
-from vectorpipe_workloads.embed import KmerEmbedder
-from vectorpipe_workloads.shards import (
+from vectorpipe_workloads.etl.embed import KmerEmbedder
+from vectorpipe_workloads.etl.shard_writers import (
     commit_lance,
-    embedding_matrix,
-    make_table,
     write_lance_fragment,
     write_parquet_shard,
 )
+from vectorpipe_workloads.shards import embedding_matrix, make_table
 from vectorpipe_workloads.storage import Store
 
 

@@ -11,17 +11,17 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.services.s3 import LocalS3
-from vectorpipe_workloads.embed import make_embedder
-from vectorpipe_workloads.embed.abundance import (
+from vectorpipe_workloads.etl import EmptyInputError, run_etl
+from vectorpipe_workloads.etl.embed import make_embedder
+from vectorpipe_workloads.etl.embed.abundance import (
     AbundanceParams,
     AbundanceProfile,
     KmerCounter,
     WithAbundance,
     composition_scale,
 )
-from vectorpipe_workloads.etl import EmptyInputError, run_etl
+from vectorpipe_workloads.etl.readers import InputFormatError
 from vectorpipe_workloads.manifest import read_manifest
-from vectorpipe_workloads.readers import InputFormatError
 from vectorpipe_workloads.shards import embedding_matrix, read_shard
 from vectorpipe_workloads.spec import VectorPipelineSpec
 from vectorpipe_workloads.storage import Store

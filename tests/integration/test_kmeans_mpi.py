@@ -23,6 +23,7 @@ import pytest
 
 from tests.services.s3 import LocalS3
 from vectorpipe_workloads import manifest, shards
+from vectorpipe_workloads.etl import shard_writers
 from vectorpipe_workloads.storage import S3Config, Store
 
 pytestmark = pytest.mark.mpi
@@ -51,7 +52,7 @@ def write_dataset(store: Store, uri: str) -> tuple[np.ndarray, list[str]]:
     infos, at = [], 0
     for j, size in enumerate(SIZES):
         table = shards.make_table(ids[at : at + size], "blobs", X[at : at + size])
-        infos.append(shards.write_parquet_shard(store, uri, j, table))
+        infos.append(shard_writers.write_parquet_shard(store, uri, j, table))
         at += size
     m = manifest.Manifest(
         format="parquet", dim=DIM, rows=n, embedding={"method": "test"}, shards=infos,

@@ -7,16 +7,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vectorpipe_workloads import profiling
-from vectorpipe_workloads.embed import make_embedder
-from vectorpipe_workloads.embed.abundance import (
+from vectorpipe_workloads.etl import profiling
+from vectorpipe_workloads.etl.embed import make_embedder
+from vectorpipe_workloads.etl.embed.abundance import (
     AbundanceParams,
     AbundanceProfile,
     KmerCounter,
     WithAbundance,
     composition_scale,
 )
-from vectorpipe_workloads.profiling import FileProfile, ProfileMerger, embedder_for
+from vectorpipe_workloads.etl.profiling import FileProfile, ProfileMerger, embedder_for
 from vectorpipe_workloads.spec import AbundanceSpec, EmbeddingSpec
 from vectorpipe_workloads.storage import InputFile, S3Config
 

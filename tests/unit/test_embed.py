@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vectorpipe_workloads.embed import (
+from vectorpipe_workloads.etl.embed import (
     Embedder,
     HashedEmbedder,
     KmerEmbedder,
@@ -28,7 +28,7 @@ from vectorpipe_workloads.embed import (
     kmer_dim,
     make_embedder,
 )
-from vectorpipe_workloads.readers import iter_batches
+from vectorpipe_workloads.etl.readers import iter_batches
 
 # ---------------------------------------------------------------- references
 

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from vectorpipe_workloads import manifest, shards
+from vectorpipe_workloads.etl import shard_writers
 from vectorpipe_workloads.kmeans import core, distributed, io, seeding
 from vectorpipe_workloads.storage import Store
 
@@ -196,7 +197,7 @@ def make_dataset(root: Path, sizes: list[int], dim: int = 4) -> tuple[io.Dataset
     for j, size in enumerate(sizes):
         ids = [f"read-{i}" for i in range(at, at + size)]
         infos.append(
-            shards.write_parquet_shard(
+            shard_writers.write_parquet_shard(
                 store, str(root), j, shards.make_table(ids, "s", X[at : at + size])
             )
         )

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vectorpipe_workloads import readers
-from vectorpipe_workloads.readers import (
+from vectorpipe_workloads.etl import readers
+from vectorpipe_workloads.etl.readers import (
     InputFormatError,
     ReadBatch,
     count_records,

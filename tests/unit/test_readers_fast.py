@@ -18,10 +18,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vectorpipe_workloads import readers
-from vectorpipe_workloads.embed import KmerEmbedder
-from vectorpipe_workloads.readers import InputFormatError, ReadBatch, count_records, iter_batches
-from vectorpipe_workloads.readers_fast import Batch, Stop, fast_batches
+from vectorpipe_workloads.etl import readers
+from vectorpipe_workloads.etl.embed import KmerEmbedder
+from vectorpipe_workloads.etl.readers import (
+    InputFormatError,
+    ReadBatch,
+    count_records,
+    iter_batches,
+)
+from vectorpipe_workloads.etl.readers_fast import Batch, Stop, fast_batches
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "data"
 Seen = tuple[list[ReadBatch], str | None]

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vectorpipe_workloads.readers import (
+from vectorpipe_workloads.etl.readers import (
     InputFormatError,
     count_records,
     detect_format,

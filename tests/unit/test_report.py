@@ -21,6 +21,7 @@ import pytest
 from PIL import Image
 
 from vectorpipe_workloads import report
+from vectorpipe_workloads.etl.shard_writers import shard_bounds, write_parquet_shard
 from vectorpipe_workloads.manifest import (
     Manifest,
     SourceInfo,
@@ -28,12 +29,7 @@ from vectorpipe_workloads.manifest import (
     read_manifest,
     write_manifest,
 )
-from vectorpipe_workloads.shards import (
-    make_table,
-    schema_description,
-    shard_bounds,
-    write_parquet_shard,
-)
+from vectorpipe_workloads.shards import make_table, schema_description
 from vectorpipe_workloads.storage import Store, join
 
 SOURCES = ("M_leprae", "M_tuberculosis", "phage_lambda")

@@ -9,6 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from vectorpipe_workloads.etl.shard_writers import (
+    shard_bounds,
+    slices_for_range,
+    write_parquet_shard,
+)
 from vectorpipe_workloads.manifest import (
     Manifest,
     ShardInfo,
@@ -16,14 +21,7 @@ from vectorpipe_workloads.manifest import (
     read_manifest,
     write_manifest,
 )
-from vectorpipe_workloads.shards import (
-    embedding_matrix,
-    make_table,
-    read_shard,
-    shard_bounds,
-    slices_for_range,
-    write_parquet_shard,
-)
+from vectorpipe_workloads.shards import embedding_matrix, make_table, read_shard
 from vectorpipe_workloads.storage import Store
 
 

@@ -44,8 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from vectorpipe_workloads.etl import EmptyInputError
+    from vectorpipe_workloads.etl.readers import InputFormatError
     from vectorpipe_workloads.pipeline_file import PipelineFileError, load_pipeline
-    from vectorpipe_workloads.readers import InputFormatError
 
     try:
         if args.command == "validate":

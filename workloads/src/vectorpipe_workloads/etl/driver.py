@@ -34,7 +34,15 @@ from typing import Any
 
 import pyarrow as pa
 
-from vectorpipe_workloads.embed.abundance import AbundanceProfile
+from vectorpipe_workloads.etl.embed.abundance import AbundanceProfile
+from vectorpipe_workloads.etl.profiling import ProfileMerger, embedder_for, profile_file
+from vectorpipe_workloads.etl.shard_writers import (
+    commit_lance,
+    shard_bounds,
+    slices_for_range,
+    write_lance_fragment,
+    write_parquet_shard,
+)
 from vectorpipe_workloads.manifest import (
     Manifest,
     ShardInfo,
@@ -42,18 +50,12 @@ from vectorpipe_workloads.manifest import (
     manifest_uri,
     write_manifest,
 )
-from vectorpipe_workloads.profiling import ProfileMerger, embedder_for, profile_file
 from vectorpipe_workloads.shards import (
     LANCE_DATASET,
-    commit_lance,
     make_table,
     schema_description,
-    shard_bounds,
     shard_name,
     shard_schema,
-    slices_for_range,
-    write_lance_fragment,
-    write_parquet_shard,
 )
 from vectorpipe_workloads.spec import (
     EmbeddingSpec,
@@ -119,7 +121,7 @@ def embed_file(
     profile: AbundanceProfile | None = None,
 ) -> FileResult:
     """Parse one input file batch by batch, embed, and stage each batch (runs as a Ray task)."""
-    from vectorpipe_workloads.readers import iter_batches
+    from vectorpipe_workloads.etl.readers import iter_batches
 
     store = Store(s3)
     embedder = embedder_for(embedding, profile)

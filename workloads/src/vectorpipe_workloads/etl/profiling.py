@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from vectorpipe_workloads.embed import Embedder, make_embedder
-from vectorpipe_workloads.embed.abundance import (
+from vectorpipe_workloads.etl.embed import Embedder, make_embedder
+from vectorpipe_workloads.etl.embed.abundance import (
     COUNT_MAX,
     AbundanceParams,
     AbundanceProfile,
@@ -101,7 +101,7 @@ def profile_file(
     s3: S3Config, file: InputFile, embedding: EmbeddingSpec, batch_size: int
 ) -> FileProfile:
     """`profile_batches` over one input file, streamed (runs as a Ray task)."""
-    from vectorpipe_workloads.readers import iter_batches
+    from vectorpipe_workloads.etl.readers import iter_batches
 
     with Store(s3).local_copy(file.uri) as path:
         batches = iter_batches(path, source=file.uri, batch_size=batch_size)

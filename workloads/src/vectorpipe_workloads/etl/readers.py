@@ -38,7 +38,7 @@ import pyarrow as pa
 from numba import njit
 from numpy.typing import NDArray
 
-from vectorpipe_workloads.readers_fast import Stop, fast_batches
+from vectorpipe_workloads.etl.readers_fast import Stop, fast_batches
 
 __all__ = [
     "InputFormatError",

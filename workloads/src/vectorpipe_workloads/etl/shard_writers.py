@@ -1,4 +1,4 @@
-"""The shard contract: Arrow schema, balanced shard plan, Parquet and Lance writers.
+"""Stage 1's shard writers: the balanced shard plan, Parquet shards and Lance fragments.
 
 Rows are numbered in input order (files sorted by URI, records in file order).
 A run with R rows and S shards gives shard j the contiguous rows
@@ -6,7 +6,8 @@ A run with R rows and S shards gives shard j the contiguous rows
 spec always gives the same shards. Parquet shards are written to a local file
 and published atomically as `part-NNNNN.parquet`; Lance shards are fragments
 written independently and committed in one `Overwrite` transaction, which is
-Lance's own atomic commit.
+Lance's own atomic commit. The schema and names they follow are the shard
+contract in `vectorpipe_workloads.shards`.
 """
 
 from __future__ import annotations
@@ -17,37 +18,14 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vectorpipe_workloads.manifest import ShardInfo
+from vectorpipe_workloads.shards import LANCE_DATASET, shard_name, shard_schema
 from vectorpipe_workloads.storage import Store, is_s3, join
 
-LANCE_DATASET = "embeddings.lance"
 ROW_GROUP_ROWS = 65536
-
-
-def shard_schema(dim: int) -> pa.Schema:
-    return pa.schema(
-        [
-            pa.field("read_id", pa.string(), nullable=False),
-            pa.field("sample", pa.string(), nullable=False),
-            pa.field("embedding", pa.list_(pa.float32(), dim), nullable=False),
-        ]
-    )
-
-
-def schema_description(dim: int) -> dict[str, str]:
-    return {
-        "read_id": "string",
-        "sample": "string",
-        "embedding": f"fixed_size_list<float32>[{dim}]",
-    }
-
-
-def shard_name(index: int) -> str:
-    return f"part-{index:05d}.parquet"
 
 
 def shard_bounds(total_rows: int, shards: int) -> list[tuple[int, int]]:
@@ -78,29 +56,6 @@ def slices_for_range(chunk_rows: Sequence[int], start: int, end: int) -> list[Sl
         if offset >= end:
             break
     return out
-
-
-def make_table(ids: Sequence[str], sample: Sequence[str] | str, vectors: np.ndarray) -> pa.Table:
-    """An Arrow table in the shard schema from ids, sample label(s) and an (n, dim) float32 matrix."""
-    n, dim = vectors.shape
-    flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1), pa.float32())
-    samples = [sample] * n if isinstance(sample, str) else list(sample)
-    return pa.Table.from_arrays(
-        [
-            pa.array(list(ids), pa.string()),
-            pa.array(samples, pa.string()),
-            pa.FixedSizeListArray.from_arrays(flat, dim),
-        ],
-        schema=shard_schema(dim),
-    )
-
-
-def embedding_matrix(table: pa.Table) -> np.ndarray:
-    """The embedding column as an (n, dim) float32 array, zero-copy where Arrow allows."""
-    col = table.column("embedding").combine_chunks()
-    dim = col.type.list_size
-    values = col.values.to_numpy(zero_copy_only=False)
-    return np.asarray(values, dtype=np.float32).reshape(-1, dim)
 
 
 def write_parquet_shard(store: Store, output_uri: str, index: int, table: pa.Table) -> ShardInfo:
@@ -153,22 +108,3 @@ def commit_lance(
     op = lance.LanceOperation.Overwrite(shard_schema(dim), fragments)
     ds = lance.LanceDataset.commit(uri, op, storage_options=store.lance_storage_options() or None)
     return [f.fragment_id for f in ds.get_fragments()]
-
-
-def read_shard(
-    store: Store, output_uri: str, shard: ShardInfo, columns: list[str] | None = None
-) -> pa.Table:
-    """One shard as an Arrow table, Parquet or Lance."""
-    if shard.fragment is not None:
-        import lance
-
-        ds = lance.dataset(
-            join(output_uri, shard.path), storage_options=store.lance_storage_options() or None
-        )
-        fragment = ds.get_fragment(shard.fragment)
-        if fragment is None:
-            raise FileNotFoundError(f"Lance fragment {shard.fragment} missing in {shard.path}")
-        return fragment.to_table(columns=columns)
-    uri = join(output_uri, shard.path)
-    with store.local_copy(uri) as path:
-        return pq.read_table(path, columns=columns, memory_map=False)
