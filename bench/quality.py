@@ -23,7 +23,7 @@ from bench.common import Json, Scale, log
 from bench.data import Labelled, genomes, long_reads, short_reads
 from vectorpipe_workloads import sampledata
 from vectorpipe_workloads.etl.embed import make_embedder
-from vectorpipe_workloads.etl.profiling import ProfileMerger, embedder_for, profile_batches
+from vectorpipe_workloads.etl.kmer_counting import ProfileMerger, embedder_for, profile_batches
 from vectorpipe_workloads.kmeans import core
 from vectorpipe_workloads.kmeans.seeding import best_init
 from vectorpipe_workloads.spec import EmbeddingSpec

@@ -27,7 +27,7 @@ from bench.common import Json, Scale, best_of, log
 from bench.data import Labelled, fastq_bytes, repeated, stage1_files
 from vectorpipe_workloads.etl.driver import MAX_BLOCK_BYTES
 from vectorpipe_workloads.etl.embed import KmerEmbedder
-from vectorpipe_workloads.etl.profiling import ProfileMerger, embedder_for, profile_file
+from vectorpipe_workloads.etl.kmer_counting import ProfileMerger, embedder_for, profile_file
 from vectorpipe_workloads.etl.readers import iter_batches
 from vectorpipe_workloads.spec import EmbeddingSpec
 from vectorpipe_workloads.storage import InputFile, S3Config

@@ -204,10 +204,10 @@ def test_comm_self_runs_the_algorithm_in_one_process(
     script = f"""
 from mpi4py import MPI
 import numpy as np
-from vectorpipe_workloads.kmeans import distributed, io
+from vectorpipe_workloads.kmeans import distributed, shard_io
 from vectorpipe_workloads.storage import Store
-ds = io.open_dataset(Store(), {str(dataset[0])!r})
-X = io.read_rows(Store(), ds, 0, ds.rows)
+ds = shard_io.open_dataset(Store(), {str(dataset[0])!r})
+X = shard_io.read_rows(Store(), ds, 0, ds.rows)
 r = distributed.fit(MPI.COMM_SELF, X, ds.rows, {K}, 50, 1e-4, seed=7)
 np.save({str(dataset[0] / "self.npy")!r}, r.centroids)
 """

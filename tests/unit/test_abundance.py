@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vectorpipe_workloads.etl import profiling
+from vectorpipe_workloads.etl import kmer_counting
 from vectorpipe_workloads.etl.embed import make_embedder
 from vectorpipe_workloads.etl.embed.abundance import (
     AbundanceParams,
@@ -16,7 +16,7 @@ from vectorpipe_workloads.etl.embed.abundance import (
     WithAbundance,
     composition_scale,
 )
-from vectorpipe_workloads.etl.profiling import FileProfile, ProfileMerger, embedder_for
+from vectorpipe_workloads.etl.kmer_counting import FileProfile, ProfileMerger, embedder_for
 from vectorpipe_workloads.spec import AbundanceSpec, EmbeddingSpec
 from vectorpipe_workloads.storage import InputFile, S3Config
 
@@ -207,10 +207,10 @@ def test_profile_file_counts_everything_and_samples_the_first_reads(
     path = tmp_path / "r.fastq"
     path.write_text("".join(f"@r{i}\n{r}\n+\n{'I' * len(r)}\n" for i, r in enumerate(reads)))
     # Tiny sample blocks and a sample cap inside a batch exercise the slicing.
-    monkeypatch.setattr(profiling, "SAMPLE_BLOCK_BYTES", 8 * 32 * 7)
-    monkeypatch.setattr(profiling, "SCALE_SAMPLE_READS", 301)
+    monkeypatch.setattr(kmer_counting, "SAMPLE_BLOCK_BYTES", 8 * 32 * 7)
+    monkeypatch.setattr(kmer_counting, "SCALE_SAMPLE_READS", 301)
     spec = EmbeddingSpec(k=3, abundance=AbundanceSpec(k=15, scaled=1, table_bits=18))
-    part = profiling.profile_file(
+    part = kmer_counting.profile_file(
         S3Config.from_env(), InputFile(str(path), path.stat().st_size), spec, batch_size=128
     )
     whole = profile_of(reads, AbundanceParams(k=15, scaled=1, table_bits=18))

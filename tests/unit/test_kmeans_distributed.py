@@ -19,7 +19,7 @@ import pytest
 
 from vectorpipe_workloads import manifest, shards
 from vectorpipe_workloads.etl import shard_writers
-from vectorpipe_workloads.kmeans import core, distributed, io, seeding
+from vectorpipe_workloads.kmeans import core, distributed, seeding, shard_io
 from vectorpipe_workloads.storage import Store
 
 R = TypeVar("R")
@@ -189,7 +189,7 @@ def test_non_finite_input_fails_on_every_rank() -> None:
     assert run_ranks(3, fit) == ["1 rows have NaN or infinite embedding values"] * 3
 
 
-def make_dataset(root: Path, sizes: list[int], dim: int = 4) -> tuple[io.Dataset, np.ndarray]:
+def make_dataset(root: Path, sizes: list[int], dim: int = 4) -> tuple[shard_io.Dataset, np.ndarray]:
     store = Store()
     n = sum(sizes)
     X = blobs(n, dim, 3, seed=5)
@@ -207,16 +207,16 @@ def make_dataset(root: Path, sizes: list[int], dim: int = 4) -> tuple[io.Dataset
         sources=[], schema=shards.schema_description(dim),
     )  # fmt: skip
     manifest.write_manifest(store, str(root), m)
-    return io.open_dataset(store, str(root)), X
+    return shard_io.open_dataset(store, str(root)), X
 
 
 def test_read_rows_slices_only_overlapping_shards(tmp_path: Path) -> None:
     ds, X = make_dataset(tmp_path, [5, 0, 7, 1, 11])
     assert ds.overlapping(4, 13) == [(0, 4, 5), (2, 0, 7), (3, 0, 1)]
     for lo, hi in [(0, 24), (4, 13), (12, 13), (6, 6)]:
-        np.testing.assert_array_equal(io.read_rows(Store(), ds, lo, hi), X[lo:hi])
-    assert io.read_ids(Store(), ds, 11, 14).to_pylist() == ["read-11", "read-12", "read-13"]
-    assert io.open_dataset(Store(), ds.manifest_uri).base_uri == ds.base_uri
+        np.testing.assert_array_equal(shard_io.read_rows(Store(), ds, lo, hi), X[lo:hi])
+    assert shard_io.read_ids(Store(), ds, 11, 14).to_pylist() == ["read-11", "read-12", "read-13"]
+    assert shard_io.open_dataset(Store(), ds.manifest_uri).base_uri == ds.base_uri
 
 
 def test_read_rows_decodes_only_the_row_groups_it_needs(tmp_path: Path) -> None:
@@ -226,17 +226,17 @@ def test_read_rows_decodes_only_the_row_groups_it_needs(tmp_path: Path) -> None:
         pq.write_table(pq.read_table(path), path, row_group_size=3)
     assert pq.ParquetFile(tmp_path / "part-00000.parquet").num_row_groups == 4
     for lo, hi in [(0, 20), (4, 5), (5, 13), (10, 11), (19, 20)]:
-        np.testing.assert_array_equal(io.read_rows(Store(), ds, lo, hi), X[lo:hi])
+        np.testing.assert_array_equal(shard_io.read_rows(Store(), ds, lo, hi), X[lo:hi])
 
 
 def test_missing_manifest_and_bad_shard_are_input_errors(tmp_path: Path) -> None:
-    with pytest.raises(io.InputError, match=r"no manifest at .*: stage 1 has not committed"):
-        io.open_dataset(Store(), str(tmp_path / "nothing"))
+    with pytest.raises(shard_io.InputError, match=r"no manifest at .*: stage 1 has not committed"):
+        shard_io.open_dataset(Store(), str(tmp_path / "nothing"))
     ds, _ = make_dataset(tmp_path, [3, 4])
     (tmp_path / "part-00001.parquet").write_bytes(b"not parquet")
-    with pytest.raises(io.InputError, match=r"cannot read shard .*part-00001\.parquet"):
-        io.read_rows(Store(), ds, 0, 7)
-    np.testing.assert_array_equal(io.read_rows(Store(), ds, 0, 3).shape, (3, 4))
+    with pytest.raises(shard_io.InputError, match=r"cannot read shard .*part-00001\.parquet"):
+        shard_io.read_rows(Store(), ds, 0, 7)
+    np.testing.assert_array_equal(shard_io.read_rows(Store(), ds, 0, 3).shape, (3, 4))
 
 
 @pytest.mark.parametrize("ranks", [1, 2, 3, 6, 30])
@@ -248,8 +248,8 @@ def test_assignments_are_sharded_like_the_input(tmp_path: Path, ranks: int) -> N
 
     def write(comm: ThreadComm) -> list[int]:
         lo, hi = distributed.rank_bounds(ds.rows, comm.Get_size())[comm.Get_rank()]
-        mine = io.exchange_assignments(comm, ds, labels[lo:hi], dist[lo:hi])
-        io.write_assignments(Store(), out, ds, mine)
+        mine = shard_io.exchange_assignments(comm, ds, labels[lo:hi], dist[lo:hi])
+        shard_io.write_assignments(Store(), out, ds, mine)
         return sorted(mine)
 
     written = run_ranks(ranks, write)
@@ -257,7 +257,7 @@ def test_assignments_are_sharded_like_the_input(tmp_path: Path, ranks: int) -> N
     at = 0
     for j, info in enumerate(ds.manifest.shards):
         t = pq.read_table(tmp_path / "out" / "assignments" / shards.shard_name(j))
-        assert t.schema.equals(io.assignments_schema())
+        assert t.schema.equals(shard_io.assignments_schema())
         assert t.column("read_id").to_pylist() == [f"read-{i}" for i in range(at, at + info.rows)]
         assert t.column("cluster").to_pylist() == labels[at : at + info.rows].tolist()
         assert t.column("distance").to_pylist() == dist[at : at + info.rows].tolist()
@@ -268,30 +268,30 @@ def test_summary_files(tmp_path: Path) -> None:
     store, out = Store(), str(tmp_path)
     C = np.arange(6, dtype=np.float32).reshape(3, 2)
     sizes = np.array([4, 0, 2])
-    io.write_centroids(store, out, C, sizes)
-    t = pq.read_table(tmp_path / io.CENTROIDS_NAME)
-    assert t.schema.equals(io.centroids_schema(2))
+    shard_io.write_centroids(store, out, C, sizes)
+    t = pq.read_table(tmp_path / shard_io.CENTROIDS_NAME)
+    assert t.schema.equals(shard_io.centroids_schema(2))
     assert t.column("centroid").to_pylist() == C.tolist()
-    io.write_centroids_csv(store, out, C, sizes)
-    assert (tmp_path / io.CENTROIDS_CSV).read_text().splitlines()[:2] == [
+    shard_io.write_centroids_csv(store, out, C, sizes)
+    assert (tmp_path / shard_io.CENTROIDS_CSV).read_text().splitlines()[:2] == [
         "cluster,size,c0,c1",
         "0,4,0,1",
     ]
     import pyarrow as pa
 
-    io.write_rank_csv(store, out, 3, pa.array(["a", "b,c"]), np.array([1, 2], np.int32))
+    shard_io.write_rank_csv(store, out, 3, pa.array(["a", "b,c"]), np.array([1, 2], np.int32))
     assert (tmp_path / "clustering_results_rank_0003.csv").read_text().splitlines() == [
         "read_id,cluster",
         '"a",1',
         '"b,c",2',
     ]
-    io.write_rank_csv(store, out, 4, pa.array(["a", "b"]), np.array([1, 2], np.int32))
+    shard_io.write_rank_csv(store, out, 4, pa.array(["a", "b"]), np.array([1, 2], np.int32))
     assert (
         tmp_path / "clustering_results_rank_0004.csv"
     ).read_text() == "read_id,cluster\na,1\nb,2\n"
-    io.write_success(store, out)
-    io.clear_success(store, out)
-    assert not (tmp_path / io.SUCCESS_NAME).exists()
+    shard_io.write_success(store, out)
+    shard_io.clear_success(store, out)
+    assert not (tmp_path / shard_io.SUCCESS_NAME).exists()
 
 
 @pytest.mark.parametrize("ranks", [1, 3])
@@ -330,7 +330,7 @@ def test_cli_takes_n_init_and_records_the_starts_in_metrics(tmp_path: Path) -> N
     make_dataset(tmp_path / "in", [40, 25, 35])
     args = parser.parse_args([*base, "--clusters", "3", "--n-init", "3", "--threads", "1"])
     assert run_ranks(1, lambda comm: cli.run(comm, args)) == [cli.EXIT_OK]
-    m = json.loads((tmp_path / "out" / io.METRICS_NAME).read_text())
+    m = json.loads((tmp_path / "out" / shard_io.METRICS_NAME).read_text())
     assert m["n_init"] == 3
     assert m["method"] == "k-means (Lloyd, best of 3 k-means++ starts)"
     assert len(m["init_sample_inertia"]) == 3 and len(m["init_sample_iterations"]) == 3

@@ -53,14 +53,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(doc.spec.model_dump_json(by_alias=True, indent=2))
             return 0
         if args.command == "report":
-            from vectorpipe_workloads.console import report_command
+            from vectorpipe_workloads.commands import report_command
 
             return report_command(args.output, args.labels)
         if args.command == "etl":
-            from vectorpipe_workloads.console import etl_command
+            from vectorpipe_workloads.commands import etl_command
 
             return etl_command(load_pipeline(args.pipeline))
-        from vectorpipe_workloads.console import run_command
+        from vectorpipe_workloads.commands import run_command
 
         return run_command(
             load_pipeline(args.pipeline), ranks=args.ranks, report=not args.no_report

@@ -17,7 +17,7 @@ manifest written only after all of them. The run has three steps:
 A failure anywhere (bad record, S3 error after retries, full disk) stops the
 run before step 3, removes the old manifest first thing, and leaves no
 manifest, so nothing downstream can mistake a half-written run for a result.
-With `embedding.abundance` on, a first pass (`profiling`) counts k-mers over
+With `embedding.abundance` on, a first pass (`kmer_counting`) counts k-mers over
 every file before step 1, and step 1 embeds with the merged counts.
 """
 
@@ -35,7 +35,7 @@ from typing import Any
 import pyarrow as pa
 
 from vectorpipe_workloads.etl.embed.abundance import AbundanceProfile
-from vectorpipe_workloads.etl.profiling import ProfileMerger, embedder_for, profile_file
+from vectorpipe_workloads.etl.kmer_counting import ProfileMerger, embedder_for, profile_file
 from vectorpipe_workloads.etl.shard_writers import (
     commit_lance,
     shard_bounds,

@@ -2,7 +2,7 @@
 
 Every rank parses the same arguments; rank 0 reads the manifest and
 broadcasts it, each rank reads its own rows, `distributed.fit` clusters them,
-and `io` writes the contract with `_SUCCESS` last. Rank 0 prints one line per
+and `shard_io` writes the contract with `_SUCCESS` last. Rank 0 prints one line per
 iteration to stderr (`iter 3 inertia=... shift=...`), which the local runner
 parses for its progress bar. Problems a user can fix (no manifest, an
 unreadable shard, more clusters than rows, a failed write) are detected on
@@ -115,7 +115,7 @@ def collective(comm: Any, action: Callable[[], T]) -> tuple[T | None, list[str]]
     try:
         value = action()
     except Exception as e:
-        from vectorpipe_workloads.kmeans.io import InputError
+        from vectorpipe_workloads.kmeans.shard_io import InputError
 
         error = str(e) if isinstance(e, InputError) else f"{type(e).__name__}: {e}"
     errors = [e for e in comm.allgather(error) if e]
@@ -141,38 +141,38 @@ def run(comm: Any, args: argparse.Namespace) -> int:
     """The whole stage on this rank; collective, returns the exit code."""
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    from vectorpipe_workloads.kmeans import distributed, io
+    from vectorpipe_workloads.kmeans import distributed, shard_io
 
     t_start = time.perf_counter()
     rank, ranks = comm.Get_rank(), comm.Get_size()
     say = Reporter(rank)
     store = Store(S3Config.from_env(args.s3_endpoint_url, args.s3_region))
 
-    found: io.Dataset | str
+    found: shard_io.Dataset | str
     if rank == 0:
         try:
-            found = io.open_dataset(store, args.manifest)
-        except io.InputError as e:
+            found = shard_io.open_dataset(store, args.manifest)
+        except shard_io.InputError as e:
             found = str(e)
     found = comm.bcast(found if rank == 0 else None)
     if isinstance(found, str):
         say(f"error: {found}")
         return EXIT_INPUT
-    ds: io.Dataset = found
+    ds: shard_io.Dataset = found
     if args.clusters > ds.rows:
         say(
             f"error: --clusters {args.clusters} is more than the {ds.rows} rows in {ds.manifest_uri}"
         )
         return EXIT_INPUT
     _, errors = collective(
-        comm, lambda: io.clear_success(store, args.output) if rank == 0 else None
+        comm, lambda: shard_io.clear_success(store, args.output) if rank == 0 else None
     )
     if errors:
         say.errors(errors)
         return EXIT_OUTPUT
 
     lo, hi = distributed.rank_bounds(ds.rows, ranks)[rank]
-    X, errors = collective(comm, lambda: io.read_rows(store, ds, lo, hi))
+    X, errors = collective(comm, lambda: shard_io.read_rows(store, ds, lo, hi))
     if errors or X is None:
         say.errors(errors)
         return EXIT_INPUT
@@ -205,13 +205,13 @@ def run(comm: Any, args: argparse.Namespace) -> int:
             return EXIT_INPUT
 
     t_write = time.perf_counter()
-    mine = io.exchange_assignments(comm, ds, result.labels, result.distances)
+    mine = shard_io.exchange_assignments(comm, ds, result.labels, result.distances)
 
     def write_rank_outputs() -> None:
-        io.write_assignments(store, args.output, ds, mine)
+        shard_io.write_assignments(store, args.output, ds, mine)
         if args.csv:
-            ids = io.read_ids(store, ds, lo, hi)
-            io.write_rank_csv(store, args.output, rank, ids, result.labels)
+            ids = shard_io.read_ids(store, ds, lo, hi)
+            shard_io.write_rank_csv(store, args.output, rank, ids, result.labels)
 
     _, errors = collective(comm, write_rank_outputs)
     if errors:
@@ -223,12 +223,12 @@ def run(comm: Any, args: argparse.Namespace) -> int:
     def write_summary() -> None:
         if rank != 0:
             return
-        io.write_centroids(store, args.output, result.centroids, result.sizes)
+        shard_io.write_centroids(store, args.output, result.centroids, result.sizes)
         if args.csv:
-            io.write_centroids_csv(store, args.output, result.centroids, result.sizes)
+            shard_io.write_centroids_csv(store, args.output, result.centroids, result.sizes)
         slowest["write"] = max(slowest["write"], time.perf_counter() - t_write)
         slowest["total"] = time.perf_counter() - t_start
-        io.write_metrics(
+        shard_io.write_metrics(
             store, args.output, metrics(args, ds, result, ranks, threads, slowest, blas)
         )
 
@@ -239,9 +239,9 @@ def run(comm: Any, args: argparse.Namespace) -> int:
     comm.Barrier()  # every part is in place before the marker
     if rank == 0:
         try:
-            io.write_success(store, args.output)
+            shard_io.write_success(store, args.output)
         except Exception as e:
-            say(f"error: cannot write {io.SUCCESS_NAME}: {e}")
+            say(f"error: cannot write {shard_io.SUCCESS_NAME}: {e}")
             return EXIT_OUTPUT
         say(
             f"done: {result.iterations} iterations, converged={result.converged}, "

@@ -1,4 +1,4 @@
-"""Stage 1's first pass, run when `embedding.abundance` is on.
+"""Stage 1's first pass, run when `embedding.abundance` is on: count k-mers over every file.
 
 One Ray task per input file streams it once, counting its sampled k-mers
 into a table (`embed.abundance.KmerCounter`) and summing the composition

@@ -1,7 +1,10 @@
-"""What a person sees in the terminal: progress bars and the final summary table.
+"""The `vectorpipe` subcommands behind `cli`: `run`, `etl` and `report`, with what a person sees.
 
-Kept apart from the runner so the runner stays plain functions that tests and
-the RayJob entrypoint call without a terminal.
+`run_command` drives `runner.run_pipeline` under rich progress bars (one per
+stage) and prints the final summary table; `etl_command` is stage 1 alone with
+plain progress lines (the RayJob entrypoint, no terminal); `report_command`
+(re)writes a finished run's report. Kept apart from the runner so the runner
+stays plain functions that tests and the RayJob entrypoint call without a terminal.
 """
 
 from __future__ import annotations

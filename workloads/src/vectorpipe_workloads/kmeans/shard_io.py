@@ -16,7 +16,7 @@ failed write never leaves another rank blocked in a receive.
 from __future__ import annotations
 
 import bisect
-import io as _io
+import io
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -298,7 +298,7 @@ def write_rank_csv(store: Store, output: str, rank: int, ids: pa.Array, labels: 
 def write_centroids_csv(store: Store, output: str, centroids: F32, sizes: I64) -> None:
     """The seed's `cluster_centroids.csv`: `cluster,size,c0..c{dim-1}`, one line per cluster."""
     k, dim = centroids.shape
-    buf = _io.StringIO()
+    buf = io.StringIO()
     buf.write(",".join(["cluster", "size", *(f"c{i}" for i in range(dim))]) + "\n")
     for c in range(k):
         values = ",".join(f"{float(v):.9g}" for v in centroids[c])
