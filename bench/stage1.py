@@ -30,7 +30,7 @@ from vectorpipe_workloads.etl.embed import KmerEmbedder
 from vectorpipe_workloads.etl.kmer_counting import ProfileMerger, embedder_for, profile_file
 from vectorpipe_workloads.etl.readers import iter_batches
 from vectorpipe_workloads.spec import EmbeddingSpec
-from vectorpipe_workloads.storage import InputFile, S3Config
+from vectorpipe_workloads.storage import FASTA_SUFFIXES, InputFile, S3Config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -82,7 +82,7 @@ def seed_baseline(path: Path, k: int = 4, dim: int = 100) -> int:
     from Bio import SeqIO
 
     n = 0
-    fmt = "fasta" if path.suffix == ".fasta" else "fastq"
+    fmt = "fasta" if path.suffix in FASTA_SUFFIXES else "fastq"
     for rec in SeqIO.parse(str(path), fmt):  # type: ignore[no-untyped-call]
         s = str(rec.seq)
         v = [0.0] * dim

@@ -34,19 +34,12 @@ class ProgressBars:
         self.progress.update(self.tasks[stage], completed=done, total=total)
 
 
-def _human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1024
-    return f"{n:.1f} TiB"
-
-
 def run_command(doc: PipelineDocument, ranks: int | None, report: bool) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
     from rich.table import Table
 
+    from vectorpipe_workloads.report.text import human_bytes
     from vectorpipe_workloads.runner import output_display, run_pipeline
 
     console = Console()
@@ -72,7 +65,7 @@ def run_command(doc: PipelineDocument, ranks: int | None, report: bool) -> int:
     table.add_column("seconds", justify="right")
     table.add_row(
         "1 · Ray ETL",
-        f"{m.rows:,} rows · {len(m.shards)} shards · {_human_bytes(m.bytes)} · "
+        f"{m.rows:,} rows · {len(m.shards)} shards · {human_bytes(m.bytes)} · "
         f"{doc.spec.embedding.method} k={doc.spec.embedding.k} dim={m.dim}",
         f"{summary.etl_seconds:.1f}",
     )

@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from vectorpipe_workloads.storage import Store
+from vectorpipe_workloads.storage import FASTA_SUFFIXES, Store
 
 ART_BINARY = "art_illumina"
 ART_PACKAGE = "art-nextgen-simulation-tools"
@@ -306,7 +306,7 @@ def gzip_bytes(data: bytes) -> bytes:
 
 def render_reads(name: str, reads: Sequence[Read]) -> bytes:
     out: list[str] = []
-    fasta = name.removesuffix(".gz").endswith((".fasta", ".fa", ".fna"))
+    fasta = name.removesuffix(".gz").endswith(FASTA_SUFFIXES)
     for i, r in enumerate(reads):
         rid = read_id(name, i)
         if fasta:

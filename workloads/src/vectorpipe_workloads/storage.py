@@ -23,7 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-READ_SUFFIXES = (".fastq", ".fq", ".fasta", ".fa", ".fna", ".fas")
+# The one list of read-file names: what an input folder is listed for, what the
+# `sample` label drops, what the demo data writes as FASTA.
+FASTQ_SUFFIXES = (".fastq", ".fq")
+FASTA_SUFFIXES = (".fasta", ".fa", ".fna", ".fas")
+READ_SUFFIXES = FASTQ_SUFFIXES + FASTA_SUFFIXES
 GZ_SUFFIXES = tuple(s + ".gz" for s in READ_SUFFIXES)
 MAX_S3_ATTEMPTS = 8
 _FILE_MODE = 0o644

@@ -63,7 +63,15 @@ from vectorpipe_workloads.spec import (
     composition_dim,
     embedding_dim,
 )
-from vectorpipe_workloads.storage import InputFile, S3Config, Store, is_s3, join, local_path
+from vectorpipe_workloads.storage import (
+    READ_SUFFIXES,
+    InputFile,
+    S3Config,
+    Store,
+    is_s3,
+    join,
+    local_path,
+)
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +101,7 @@ def sample_label(uri: str, configured: str | None) -> str:
     if configured:
         return configured
     name = PurePosixPath(uri).name
-    for suffix in (".gz", ".fastq", ".fq", ".fasta", ".fa", ".fna", ".fas"):
+    for suffix in (".gz", *READ_SUFFIXES):
         if name.lower().endswith(suffix):
             name = name[: -len(suffix)]
     return name

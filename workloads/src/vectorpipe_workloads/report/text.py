@@ -1,7 +1,8 @@
 """Text helpers for the HTML page: escaping, number formatting, byte sizes and small fragments.
 
 `_e`, `_int` and `_num` escape and format values (a missing one shows as "–"),
-`human_bytes` writes a byte count in binary units, `describe_embedding` turns
+`human_bytes` writes a byte count in binary units (the one such helper: the
+terminal summary of `vectorpipe run` uses it too), `describe_embedding` turns
 the manifest's embedding settings into one short line, and `_img` and `_bar`
 are the inline image and share-bar fragments the page is built from.
 """
