@@ -5,6 +5,11 @@ shards with their row and byte counts, the embedding that made them and the
 source files they came from. No manifest, no stage 2: readers of a run trust
 only what a manifest lists, so anything else under the output prefix (a shard
 from a crashed run, a temporary file) is invisible to them.
+
+The module also holds the rest of what passes between the stages and whoever
+starts them: where stage 2 writes (`clustering_uri`) and its command line
+(`kmeans_argv`), which the local runner and the operator both use. It stays
+light (standard library and `storage` only) because the operator imports it.
 """
 
 from __future__ import annotations
@@ -12,11 +17,15 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vectorpipe_workloads.storage import Store, join
 
+if TYPE_CHECKING:
+    from vectorpipe_api.pipeline import VectorPipelineSpec
+
 MANIFEST_NAME = "_manifest.json"
+KMEANS_MODULE = "vectorpipe_workloads.kmeans"
 CLUSTERING_DIR = "clustering"
 FORMAT_VERSION = 1
 
@@ -91,3 +100,30 @@ def read_manifest(store: Store, uri: str) -> Manifest:
     if not uri.endswith(".json"):
         uri = manifest_uri(uri)
     return Manifest.from_json(store.read_bytes(uri).decode())
+
+
+def kmeans_argv(spec: VectorPipelineSpec, manifest_uri: str) -> list[str]:
+    """Stage 2's command line after the interpreter: `python <argv>` runs the k-means.
+
+    The one builder of it: the local runner puts `mpirun ... sys.executable` in
+    front, the operator its Slurm job's `mpirun ... python`. S3 settings always
+    travel as flags, so stage 2 reads them the same way on every path.
+    """
+    app = spec.hpc.app
+    argv = [
+        "-m", KMEANS_MODULE,
+        "--manifest", manifest_uri,
+        "--output", clustering_uri(spec.output.uri),
+        "--clusters", str(app.clusters),
+        "--max-iterations", str(app.max_iterations),
+        "--tolerance", repr(app.tolerance),
+        "--seed", str(app.seed),
+        "--n-init", str(app.n_init),
+    ]  # fmt: skip
+    if app.csv:
+        argv.append("--csv")
+    if spec.s3.endpoint_url:
+        argv += ["--s3-endpoint-url", spec.s3.endpoint_url]
+    if spec.s3.region:
+        argv += ["--s3-region", spec.s3.region]
+    return argv

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vectorpipe_workloads.manifest import Manifest, clustering_uri, manifest_uri
+from vectorpipe_workloads.manifest import Manifest, clustering_uri, kmeans_argv, manifest_uri
 from vectorpipe_workloads.spec import PipelineDocument, VectorPipelineSpec
 from vectorpipe_workloads.storage import S3Config, Store, is_s3, join, local_path
 
@@ -82,7 +82,7 @@ def run_stage1(doc: PipelineDocument, progress: Callable[[str, int, int], None] 
 
 
 def mpirun_command(spec: VectorPipelineSpec, manifest: str, ranks: int) -> list[str]:
-    """The stage-2 command line: Open MPI's mpirun over the k-means module."""
+    """The stage-2 command line: Open MPI's mpirun, this Python, then `manifest.kmeans_argv`."""
     mpirun = shutil.which("mpirun")
     if mpirun is None:
         raise StageError(
@@ -91,24 +91,7 @@ def mpirun_command(spec: VectorPipelineSpec, manifest: str, ranks: int) -> list[
     cmd = [mpirun, "-n", str(ranks), "--oversubscribe", "--bind-to", "none"]
     if os.geteuid() == 0:
         cmd.append("--allow-run-as-root")
-    app = spec.hpc.app
-    cmd += [
-        sys.executable, "-m", "vectorpipe_workloads.kmeans",
-        "--manifest", manifest,
-        "--output", clustering_uri(spec.output.uri),
-        "--clusters", str(app.clusters),
-        "--max-iterations", str(app.max_iterations),
-        "--tolerance", repr(app.tolerance),
-        "--seed", str(app.seed),
-        "--n-init", str(app.n_init),
-    ]  # fmt: skip
-    if app.csv:
-        cmd.append("--csv")
-    if spec.s3.endpoint_url:
-        cmd += ["--s3-endpoint-url", spec.s3.endpoint_url]
-    if spec.s3.region:
-        cmd += ["--s3-region", spec.s3.region]
-    return cmd
+    return [*cmd, sys.executable, *kmeans_argv(spec, manifest)]
 
 
 def run_stage2(
