@@ -1,17 +1,11 @@
-"""The bundled demo data: simulated Illumina reads from three genomes shipped in Debian packages.
+"""The demo data set itself: deal ART's reads into the files, write them, the labels and a README.
 
-`python -m vectorpipe_workloads.sampledata --out examples/data` runs the ART read
-simulator (`art_illumina`, Debian package `art-nextgen-simulation-tools`) on
-*Mycobacterium tuberculosis* H37Rv and *Mycobacterium leprae* TN (from
-`kmer-examples`) and on phage lambda (from `bowtie2-examples`), keeps a fixed
-number of 150 bp single-end reads per genome chosen by a seeded generator, and
-deals them into two gzip FASTQ files and one plain FASTA file with a different
-mix of genomes in each, so a file name says nothing about where a read came
-from. Read ids are neutral (`sample_a_000001`); the truth is in
-`labels.tsv.gz` (read_id, source), which `load_labels` reads back and the run
-report scores clusters against. The same seed gives the same bytes: ART is
-seeded, the subsample is drawn from NumPy's PCG64 and gzip headers carry
-mtime 0 and no file name. `README.md` in the output records how it was made.
+`generate` simulates every genome (`simulator.simulate`), keeps a fixed number of reads
+per genome chosen by a seeded generator, deals them into two gzip FASTQ files
+and one plain FASTA file with a different mix of genomes in each, and writes
+them with `labels.tsv.gz` (read_id, source) and a `README.md` that records how
+they were made; `load_labels` reads the labels back for the run report; `main`
+is `python -m vectorpipe_workloads.sampledata`.
 """
 
 from __future__ import annotations
@@ -20,71 +14,37 @@ import argparse
 import gzip
 import hashlib
 import io
-import math
 import os
-import re
-import shutil
-import subprocess
 import sys
-import tarfile
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from vectorpipe_workloads.sampledata.simulator import (
+    ART_BINARY,
+    ART_PACKAGE,
+    ART_PROFILE,
+    GENOMES,
+    OVERSAMPLE,
+    READ_LENGTH,
+    Genome,
+    Read,
+    SampleDataError,
+    art_seed,
+    art_version,
+    coverage_for,
+    find_art,
+    genome_fasta,
+    package_version,
+    sequence_stats,
+    simulate,
+)
 from vectorpipe_workloads.storage import FASTA_SUFFIXES, Store
 
-ART_BINARY = "art_illumina"
-ART_PACKAGE = "art-nextgen-simulation-tools"
-READ_LENGTH = 150
-ART_PROFILE = "HS25"  # HiSeq 2500: ART's built-in profile for 150 bp reads
-# ART draws read starts at random, so asking for exactly N reads from a fixed
-# coverage would make N depend on the genome length's rounding; simulate more
-# than needed and subsample, which also decouples the kept reads from ART's order.
-OVERSAMPLE = 1.5
 DEFAULT_READS_PER_GENOME = 5000
 DEFAULT_SEED = 7
 LABELS_NAME = "labels.tsv.gz"
 README_NAME = "README.md"
-
-
-@dataclass(frozen=True)
-class Genome:
-    """One reference genome and where Debian ships it."""
-
-    source: str  # label written to labels.tsv.gz
-    organism: str
-    accession: str
-    package: str
-    path: str  # a FASTA file, or a tar.gz archive holding `member`
-    member: str | None = None
-
-
-GENOMES: tuple[Genome, ...] = (
-    Genome(
-        source="M_tuberculosis",
-        organism="Mycobacterium tuberculosis H37Rv",
-        accession="NC_000962.3",
-        package="kmer-examples",
-        path="/usr/share/doc/kmer-examples/test_data.tar.gz",
-        member="GCF_000195955.2_ASM19595v2_genomic.fna",
-    ),
-    Genome(
-        source="M_leprae",
-        organism="Mycobacterium leprae TN",
-        accession="NC_002677.1",
-        package="kmer-examples",
-        path="/usr/share/doc/kmer-examples/test_data.tar.gz",
-        member="GCF_000195855.1_ASM19585v1_genomic.fna",
-    ),
-    Genome(
-        source="phage_lambda",
-        organism="Enterobacteria phage lambda",
-        accession="NC_001416.1",
-        package="bowtie2-examples",
-        path="/usr/share/doc/bowtie2/examples/reference/lambda_virus.fa.gz",
-    ),
-)
 
 # Share of each genome's reads that goes to each output file (rows sum to 1).
 # The mixes differ per file, like samples with different abundances, and every
@@ -95,17 +55,6 @@ MIX: dict[str, tuple[float, ...]] = {
     "M_leprae": (0.25, 0.65, 0.10),
     "phage_lambda": (0.45, 0.45, 0.10),
 }
-
-
-class SampleDataError(RuntimeError):
-    """A tool or genome the generator needs is not installed, or ART misbehaved."""
-
-
-@dataclass(frozen=True)
-class Read:
-    source: str
-    seq: str
-    qual: str
 
 
 @dataclass(frozen=True)
@@ -136,124 +85,6 @@ class SampleDataResult:
     reads_per_genome: int
     seed: int
     art_version: str
-
-
-# -- tools and genomes -------------------------------------------------------
-
-
-def find_art() -> str:
-    path = shutil.which(ART_BINARY)
-    if path is None:
-        raise SampleDataError(
-            f"{ART_BINARY} not found on PATH; it is the ART read simulator from the Debian "
-            f"package {ART_PACKAGE} (sudo apt-get install {ART_PACKAGE})"
-        )
-    return path
-
-
-def art_version(art: str) -> str:
-    # ART prints its banner on any invocation; with no arguments it exits non-zero.
-    proc = subprocess.run([art], capture_output=True, text=True, check=False)
-    match = re.search(r"Version\s+([0-9][0-9.]*)", proc.stdout + proc.stderr)
-    return match.group(1) if match else "unknown"
-
-
-def package_version(package: str) -> str:
-    if shutil.which("dpkg-query") is None:
-        return "unknown"
-    proc = subprocess.run(
-        ["dpkg-query", "-W", "-f=${Version}", package], capture_output=True, text=True, check=False
-    )
-    return proc.stdout.strip() if proc.returncode == 0 and proc.stdout.strip() else "unknown"
-
-
-def genome_fasta(genome: Genome) -> bytes:
-    """The genome's FASTA bytes, out of its archive or gzip file as Debian ships it."""
-    path = Path(genome.path)
-    if not path.exists():
-        raise SampleDataError(
-            f"{genome.organism} genome not found at {genome.path}; it comes from the Debian "
-            f"package {genome.package} (sudo apt-get install {genome.package})"
-        )
-    if genome.member is not None:
-        with tarfile.open(path, "r:gz") as tar:
-            try:
-                handle = tar.extractfile(genome.member)
-            except KeyError:
-                handle = None
-            if handle is None:
-                raise SampleDataError(f"{genome.member} missing from {genome.path}")
-            return handle.read()
-    if path.suffix == ".gz":
-        return gzip.decompress(path.read_bytes())
-    return path.read_bytes()
-
-
-def sequence_stats(fasta: bytes) -> tuple[int, float]:
-    """Length and GC fraction of every sequence in a FASTA file together."""
-    seq = b"".join(line.strip() for line in fasta.splitlines() if not line.startswith(b">"))
-    seq = seq.upper()
-    gc = seq.count(b"G") + seq.count(b"C")
-    return len(seq), gc / max(len(seq), 1)
-
-
-def coverage_for(reads: int, genome_length: int) -> float:
-    # Round up at four decimals: ART takes the fold coverage as a decimal number.
-    return math.ceil(reads * OVERSAMPLE * READ_LENGTH / genome_length * 10000) / 10000
-
-
-def parse_fastq(text: str, source: str) -> list[Read]:
-    lines = text.splitlines()
-    if len(lines) % 4:
-        raise SampleDataError(f"ART wrote a truncated FASTQ for {source}")
-    reads: list[Read] = []
-    for i in range(0, len(lines), 4):
-        if not lines[i].startswith("@") or not lines[i + 2].startswith("+"):
-            raise SampleDataError(f"ART wrote an unexpected FASTQ record {i // 4 + 1} for {source}")
-        reads.append(Read(source, lines[i + 1], lines[i + 3]))
-    return reads
-
-
-def simulate(art: str, genome: Genome, fasta: bytes, coverage: float, seed: int) -> list[Read]:
-    """Every read ART simulates from one genome, in ART's order."""
-    with tempfile.TemporaryDirectory(prefix="vp-art-") as tmp:
-        ref = os.path.join(tmp, "ref.fa")
-        Path(ref).write_bytes(fasta)
-        prefix = os.path.join(tmp, "reads")
-        cmd = art_command(art, ref, prefix, coverage, seed)
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        fq = Path(prefix + ".fq")
-        if proc.returncode != 0 or not fq.exists():
-            tail = (proc.stderr or proc.stdout).strip()[-2000:]
-            raise SampleDataError(
-                f"{ART_BINARY} failed for {genome.organism} (exit {proc.returncode}): {tail}"
-            )
-        return parse_fastq(fq.read_text(), genome.source)
-
-
-def art_command(art: str, ref: str, prefix: str, coverage: float, seed: int) -> list[str]:
-    return [
-        art,
-        "-ss",
-        ART_PROFILE,
-        "-l",
-        str(READ_LENGTH),
-        "-f",
-        f"{coverage:.4f}",
-        "-rs",
-        str(seed),
-        "-na",  # no .aln alignment file: the labels are all we need
-        "-q",
-        "-i",
-        ref,
-        "-o",
-        prefix,
-    ]
-
-
-def art_seed(seed: int, index: int) -> int:
-    # A distinct ART seed per genome, never 0 (which some ART builds treat as "use the clock").
-    return seed * 100 + index + 1
 
 
 # -- dealing reads into files -------------------------------------------------
