@@ -29,7 +29,7 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from tests.support.controlplane import ControlPlane
-from vectorpipe_workloads.spec import PipelineDocument
+from vectorpipe_api.pipeline import PipelineDocument
 
 pytestmark = [pytest.mark.faults, pytest.mark.k8s, pytest.mark.timeout(900)]
 
@@ -278,7 +278,7 @@ def cross_field(body: dict[str, Any], draw: st.DrawFn) -> str:
 def bad_name(body: dict[str, Any], draw: st.DrawFn) -> str:
     if draw(st.booleans()):
         body["metadata"]["name"] = "a" + draw(st.text(ALNUM, min_size=43, max_size=62))
-        return "metadata.name must be at most 43 characters"
+        return "metadata.name plus '-' and spec.runId must be at most 43 characters"
     body["metadata"]["name"] = draw(st.sampled_from("0123456789")) + draw(
         st.text(ALNUM, max_size=20)
     )

@@ -33,11 +33,11 @@ from tests.services.s3_faults import FaultyS3
 from tests.support.controlplane import ControlPlane
 from tests.support.operator import Cluster, condition, pipeline, start_operator
 from tests.support.rayjob_harness import LocalRayHead, RayJobHarness
+from vectorpipe_api.pipeline import VectorPipelineSpec
 from vectorpipe_workloads.etl import run_etl
 from vectorpipe_workloads.manifest import read_manifest
 from vectorpipe_workloads.readers import InputFormatError
 from vectorpipe_workloads.shards import read_shard
-from vectorpipe_workloads.spec import VectorPipelineSpec
 from vectorpipe_workloads.storage import S3Config, Store
 
 pytestmark = [pytest.mark.faults, pytest.mark.ray]

@@ -4,8 +4,8 @@ The operator runs as `python -m vectorpipe_operator`; the test plays KubeRay's
 and the bridge's parts by writing child statuses through the status
 subresource (as tests/k8s/test_operator.py does). Faults are real: the
 operator process exits right after creating a child, before its status write
-(the VECTORPIPE_OPERATOR_TEST_CRASH_AFTER_CREATE hook, which `os._exit`s like a
-SIGKILL would); the kube-apiserver process is stopped and started again while
+(started through tests.support.crashing, whose hook `os._exit`s like a SIGKILL
+would); the kube-apiserver process is stopped and started again while
 pipelines are mid-stage; users edit a running pipeline's spec with patch,
 apply and replace. Every test ends by counting children: exactly one RayJob
 and one SlurmJob per pipeline, with the UIDs they had before the fault.
@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from tests.support.controlplane import ControlPlane
+from tests.support.crashing import CRASH_EXIT_CODE
 from tests.support.operator import (
     Cluster,
     Operator,
@@ -29,7 +30,6 @@ from tests.support.operator import (
     pipeline,
     start_operator,
 )
-from vectorpipe_operator.reconcile import CRASH_AFTER_CREATE_ENV, CRASH_EXIT_CODE
 
 pytestmark = [pytest.mark.faults, pytest.mark.k8s]
 
@@ -43,23 +43,19 @@ def children(cluster: Cluster) -> list[tuple[str, str, str]]:
     return sorted((i["kind"], i["metadata"]["name"], i["metadata"]["uid"]) for i in items)
 
 
-def crashing_operator(
-    crds: ControlPlane, namespace: str, log: Path, kind: str, monkeypatch: pytest.MonkeyPatch
-) -> Operator:
-    with monkeypatch.context() as m:
-        m.setenv(CRASH_AFTER_CREATE_ENV, kind)
-        return start_operator(crds, namespace, log)
+def crashing_operator(crds: ControlPlane, namespace: str, log: Path, kind: str) -> Operator:
+    return start_operator(crds, namespace, log, crash_after_create=kind)
 
 
 def test_operator_dying_right_after_each_create_never_creates_twice(
-    crds: ControlPlane, namespace: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    crds: ControlPlane, namespace: str, tmp_path: Path
 ) -> None:
     cluster = Cluster(crds, namespace)
     out = tmp_path / "out"
     logs: list[Operator] = []
     try:
         # Crash 1: the RayJob exists, the pipeline's status does not know it.
-        op = crashing_operator(crds, namespace, tmp_path / "op-1.log", "RayJob", monkeypatch)
+        op = crashing_operator(crds, namespace, tmp_path / "op-1.log", "RayJob")
         logs.append(op)
         cluster.create(pipeline("c1", out))
         assert op.proc.wait(WAIT) == CRASH_EXIT_CODE
@@ -68,7 +64,7 @@ def test_operator_dying_right_after_each_create_never_creates_twice(
 
         # Crash 2: the restarted operator adopts the RayJob; stage 1 ends; it creates the
         # SlurmJob and dies again before recording it.
-        op = crashing_operator(crds, namespace, tmp_path / "op-2.log", "SlurmJob", monkeypatch)
+        op = crashing_operator(crds, namespace, tmp_path / "op-2.log", "SlurmJob")
         logs.append(op)
         p = cluster.wait_phase("c1", "Pending", timeout=WAIT)
         assert p["status"]["ray"]["rayJob"] == "c1-etl"
@@ -176,7 +172,7 @@ def test_spec_edits_of_a_running_pipeline_are_refused_by_the_api_server(
     cluster = Cluster(crds, namespace)
     out = tmp_path / "out"
     op = start_operator(crds, namespace, tmp_path / "operator.log")
-    message = "spec is immutable once a VectorPipeline is created; delete it and create a new one"
+    message = "spec is immutable during a run; change spec.runId as well to start a new run"
     try:
         cluster.create(pipeline("e1", out))
         cluster.wait("RayJob e1-etl", lambda: cluster.get("rayjob", "e1-etl"))

@@ -99,7 +99,7 @@ def test_spec_is_immutable_but_metadata_and_status_are_not(
         "-p", json.dumps({"spec": {"output": {"shards": 9}}}), check=False,
     )  # fmt: skip
     assert res.returncode != 0
-    assert "spec is immutable once a VectorPipeline is created" in res.stderr, res.stderr
+    assert "spec is immutable during a run; change spec.runId" in res.stderr, res.stderr
     # Labels and annotations stay editable (Kopf keeps its state there) ...
     crds.kubectl("label", "vectorpipeline", "p1", "-n", namespace, "team=genomics")
     # ... and the status subresource is the operator's.
@@ -111,6 +111,34 @@ def test_spec_is_immutable_but_metadata_and_status_are_not(
     obj = get(crds, namespace, "vectorpipeline", "p1")
     assert obj["status"]["phase"] == "Embedding"
     assert obj["metadata"]["generation"] == 1
+
+
+@pytest.mark.faults
+def test_a_new_run_id_admits_a_changed_spec(crds: ControlPlane, namespace: str) -> None:
+    """The GitOps way to re-run: the edit and a new spec.runId in one apply."""
+    assert create(crds, namespace, pipeline(runId="a")).returncode == 0
+
+    def patch(spec: dict[str, Any]) -> Any:
+        return crds.kubectl(
+            "patch", "vectorpipeline", "p1", "-n", namespace, "--type=merge",
+            "-p", json.dumps({"spec": spec}), check=False,
+        )  # fmt: skip
+
+    res = patch({"output": {"shards": 9}})
+    assert res.returncode != 0 and "change spec.runId as well" in res.stderr, res.stderr
+    res = patch({"output": {"shards": 9}, "runId": "b"})
+    assert res.returncode == 0, res.stderr
+    obj = get(crds, namespace, "vectorpipeline", "p1")
+    assert (obj["spec"]["runId"], obj["spec"]["output"]["shards"]) == ("b", 9)
+    assert obj["metadata"]["generation"] == 2
+    res = patch({"runId": "c"})  # a re-run of the same spec
+    assert res.returncode == 0, res.stderr
+    res = crds.kubectl(  # dropping the run id is a new run too
+        "patch", "vectorpipeline", "p1", "-n", namespace, "--type=json",
+        "-p", '[{"op":"remove","path":"/spec/runId"}]', check=False,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert patch({"output": {"shards": 3}}).returncode != 0
 
 
 def test_status_is_validated_too(crds: ControlPlane, namespace: str) -> None:

@@ -8,7 +8,7 @@ status, conditions and Events, and Slurm itself through a separate REST client
 (the job's state, its comment carrying the SlurmJob UID, the output it wrote).
 Faults are real too: the bridge is SIGKILLed right after the job id appears,
 or exits by itself between submit and status write (the
-SLURM_BRIDGE_TEST_CRASH_AFTER_SUBMIT hook), slurmrestd is stopped mid-run, the
+tests.support.crashing entry point), slurmrestd is stopped mid-run, the
 token in the Secret expires and is rotated.
 """
 
@@ -23,11 +23,11 @@ import pytest
 
 from slurm_bridge.client import SlurmRestClient
 from slurm_bridge.finalize import FINALIZER, SKIP_CANCEL_ANNOTATION
-from slurm_bridge.options import CRASH_AFTER_SUBMIT_ENV, CRASH_EXIT_CODE
 from slurm_bridge.script import job_key
 from tests.services.slurm import LocalSlurm
 from tests.support.bridge import Rig, cond, slurm_jobs_of, wait_slurm
 from tests.support.controlplane import ControlPlane
+from tests.support.crashing import CRASH_EXIT_CODE
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slurm]
 
@@ -274,7 +274,7 @@ def test_bridge_killed_as_soon_as_the_job_id_appears_adopts_on_restart(
 def test_bridge_dying_between_submit_and_status_write_adopts_on_restart(
     rig: Rig, rest: SlurmRestClient
 ) -> None:
-    crashing = rig.start_bridge(env={CRASH_AFTER_SUBMIT_ENV: "1"})
+    crashing = rig.start_bridge(crash_after_submit=True)
     sj = rig.create("crash", script="#!/bin/bash\nsleep 2\necho adopted\n")
     uid = sj["metadata"]["uid"]
     assert crashing.proc.wait(60) == CRASH_EXIT_CODE

@@ -130,7 +130,17 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
     (
         "name-too-long",
         _named("a" * 44),
-        "metadata.name must be at most 43 characters",
+        "metadata.name plus '-' and spec.runId must be at most 43 characters",
+    ),
+    (
+        "name-plus-run-id-too-long",
+        pipeline("a" * 40, runId="abc"),
+        "metadata.name plus '-' and spec.runId must be at most 43 characters",
+    ),
+    (
+        "run-id-not-a-label",
+        pipeline(runId="Run_2"),
+        "spec.runId in body should match",
     ),
     (
         "name-starts-with-digit",

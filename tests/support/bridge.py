@@ -28,6 +28,7 @@ from tests.services.slurm import LocalSlurm
 from tests.support.controlplane import ControlPlane, free_ports
 from tests.support.processes import ControllerProcess, http_ok
 
+REPO = Path(__file__).resolve().parents[2]
 WAIT = 90.0
 VENV_BIN = str(Path(sys.executable).parent)
 
@@ -45,11 +46,22 @@ class Rig:
         self.token = slurm.token("root", lifespan=3600)
 
     # bridge ------------------------------------------------------------------------------
-    def start_bridge(self, *, wait_live: bool = True, env: dict[str, str] | None = None) -> Bridge:
+    def start_bridge(
+        self,
+        *,
+        wait_live: bool = True,
+        env: dict[str, str] | None = None,
+        crash_after_submit: bool = False,
+    ) -> Bridge:
+        """The real bridge; `crash_after_submit` makes it die right after a successful
+        submit (tests.support.crashing), before the job id reaches the status."""
         live_port, metrics_port = free_ports(2)
         liveness = f"http://127.0.0.1:{live_port}/healthz"
+        entry = ["-m", "slurm_bridge"]
+        if crash_after_submit:
+            entry = ["-m", "tests.support.crashing", "bridge", "--"]
         cmd = [
-            sys.executable, "-m", "slurm_bridge", "--namespace", self.ns,
+            sys.executable, *entry, "--namespace", self.ns,
             "--liveness", liveness, "--metrics-port", str(metrics_port), "--metrics-addr", "127.0.0.1",
             "--poll-interval", "1", "--max-backoff", "4", "--delete-backoff", "3",
             "--slurm-timeout", "10", "--slurm-conf", str(self.slurm.conf_path),
@@ -60,7 +72,11 @@ class Rig:
         log = self.tmp / f"bridge-{len(self.bridges)}.log"
         with log.open("ab") as out:
             proc = subprocess.Popen(
-                cmd, env={**self.k8s.env, **(env or {})}, stdout=out, stderr=subprocess.STDOUT
+                cmd,
+                env={**self.k8s.env, **(env or {})},
+                cwd=REPO,
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
         bridge = Bridge(proc, log, liveness, f"http://127.0.0.1:{metrics_port}/metrics")
         self.bridges.append(bridge)

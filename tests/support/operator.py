@@ -15,7 +15,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,18 +32,30 @@ WAIT = 60.0
 Operator = ControllerProcess
 
 
-def start_operator(k8s: ControlPlane, namespace: str, log: Path) -> Operator:
+def start_operator(
+    k8s: ControlPlane,
+    namespace: str,
+    log: Path,
+    *,
+    crash_after_create: str | None = None,
+    extra_args: Sequence[str] = (),
+) -> Operator:
+    """The real operator on the real API server; `crash_after_create=KIND` makes it die
+    right after creating that child (tests.support.crashing), before the status records it."""
     live_port, metrics_port = free_ports(2)
     liveness = f"http://127.0.0.1:{live_port}/healthz"
+    entry = ["-m", "vectorpipe_operator"]
+    if crash_after_create is not None:
+        entry = ["-m", "tests.support.crashing", "operator", crash_after_create, "--"]
     cmd = [
-        sys.executable, "-m", "vectorpipe_operator",
+        sys.executable, *entry,
         "--namespace", namespace,
         "--liveness", liveness,
         "--metrics-port", str(metrics_port), "--metrics-addr", "127.0.0.1",
-        "--log-format", "json", "--verbose",
+        "--log-format", "json", "--verbose", *extra_args,
     ]  # fmt: skip
     with log.open("ab") as out:
-        proc = subprocess.Popen(cmd, env=k8s.env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, env=k8s.env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
     op = Operator(proc, log, liveness, f"http://127.0.0.1:{metrics_port}/metrics")
     deadline = time.monotonic() + WAIT
     while not http_ok(liveness):

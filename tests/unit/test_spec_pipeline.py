@@ -19,7 +19,7 @@ from vectorpipe_api.pipeline import VectorPipelineSpec
 
 # Name limits come from KubeRay (it derives child names from the pipeline's),
 # so they bind on Kubernetes only; a local run has no children to name.
-KUBERNETES_ONLY = {"name-too-long", "name-starts-with-digit"}
+KUBERNETES_ONLY = {"name-too-long", "name-plus-run-id-too-long", "name-starts-with-digit"}
 # The API server words schema errors its own way (type, enum, pattern, unknown
 # field); only the CEL messages are ours, and those must match word for word.
 SERVER_WORDING = ("spec.", "unknown field", "Unsupported value")
