@@ -180,6 +180,13 @@ def _crd(
                 "app.kubernetes.io/name": "vectorpipe",
                 "app.kubernetes.io/part-of": "vectorpipe",
             },
+            # Argo CD (charts/argocd/README.md): CRDs sync in wave -2, before the
+            # controllers (0) and the pipelines (1), and are never pruned or deleted
+            # with an Application (that would delete every object of the kind).
+            "annotations": {
+                "argocd.argoproj.io/sync-wave": "-2",
+                "argocd.argoproj.io/sync-options": "Prune=false,Delete=false",
+            },
         },
         "spec": {
             "group": group,
