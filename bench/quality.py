@@ -21,12 +21,12 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from bench.common import Json, Scale, log
 from bench.data import Labelled, genomes, long_reads, short_reads
+from vectorpipe_api.pipeline import EmbeddingSpec
 from vectorpipe_workloads import sampledata
 from vectorpipe_workloads.etl.embed import make_embedder
 from vectorpipe_workloads.etl.kmer_counting import ProfileMerger, embedder_for, profile_batches
 from vectorpipe_workloads.kmeans import core
 from vectorpipe_workloads.kmeans.seeding import best_init
-from vectorpipe_workloads.spec import EmbeddingSpec
 
 # (label, make_embedder keyword arguments, abundance column?, k-means starts).
 # Labels ending in "+ pca3" / "+ zscore" add a step between embedding and

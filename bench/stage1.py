@@ -25,11 +25,11 @@ import numpy as np
 
 from bench.common import Json, Scale, best_of, log
 from bench.data import Labelled, fastq_bytes, repeated, stage1_files
+from vectorpipe_api.pipeline import EmbeddingSpec
 from vectorpipe_workloads.etl.driver import MAX_BLOCK_BYTES
 from vectorpipe_workloads.etl.embed import KmerEmbedder
 from vectorpipe_workloads.etl.kmer_counting import ProfileMerger, embedder_for, profile_file
 from vectorpipe_workloads.etl.readers import iter_batches
-from vectorpipe_workloads.spec import EmbeddingSpec
 from vectorpipe_workloads.storage import FASTA_SUFFIXES, InputFile, S3Config
 
 REPO = Path(__file__).resolve().parents[1]

@@ -35,8 +35,8 @@ from tests.support.operator import Cluster, condition, pipeline, start_operator
 from tests.support.rayjob_harness import LocalRayHead, RayJobHarness
 from vectorpipe_api.pipeline import VectorPipelineSpec
 from vectorpipe_workloads.etl import run_etl
+from vectorpipe_workloads.etl.readers import InputFormatError
 from vectorpipe_workloads.manifest import read_manifest
-from vectorpipe_workloads.readers import InputFormatError
 from vectorpipe_workloads.shards import read_shard
 from vectorpipe_workloads.storage import S3Config, Store
 

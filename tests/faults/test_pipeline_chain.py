@@ -37,8 +37,9 @@ from tests.services.slurm import LocalSlurm
 from tests.support.bridge import Rig, slurm_jobs_of, wait_slurm
 from tests.support.controlplane import ControlPlane
 from tests.support.operator import Cluster, Operator, start_operator
+from vectorpipe_workloads.etl.shard_writers import write_parquet_shard
 from vectorpipe_workloads.manifest import Manifest, write_manifest
-from vectorpipe_workloads.shards import make_table, schema_description, write_parquet_shard
+from vectorpipe_workloads.shards import make_table, schema_description
 from vectorpipe_workloads.storage import S3Config, Store
 
 pytestmark = [

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.services.s3 import LocalS3
+from vectorpipe_api.pipeline import VectorPipelineSpec
 from vectorpipe_workloads.etl import EmptyInputError, run_etl
 from vectorpipe_workloads.etl.embed import make_embedder
 from vectorpipe_workloads.etl.embed.abundance import (
@@ -23,7 +24,6 @@ from vectorpipe_workloads.etl.embed.abundance import (
 from vectorpipe_workloads.etl.readers import InputFormatError
 from vectorpipe_workloads.manifest import read_manifest
 from vectorpipe_workloads.shards import embedding_matrix, read_shard
-from vectorpipe_workloads.spec import VectorPipelineSpec
 from vectorpipe_workloads.storage import Store
 
 pytestmark = pytest.mark.ray
@@ -112,8 +112,10 @@ def test_abundance_column_separates_deep_reads_and_can_be_turned_off(
         (d / f"{name}.fastq").write_text(fastq(reads))
     (d / "r.fastq").write_text(fastq(random_reads(rng, 400, "r")))
     out = str(tmp_path / "out")
-    m = run_etl(spec(str(d) + "/", out, shards=2), pipeline="t")
+    m = run_etl(spec(str(d) + "/", out, shards=2), pipeline="t", run="uid-1/r2")
     assert m.dim == 33 and m.embedding["abundance"]["enabled"] is True
+    # The run is recorded in the committed manifest, which the operator checks.
+    assert read_manifest(Store(), out).run == "uid-1/r2"
     ids, vecs = all_rows(Store(), out)
     col = vecs[:, -1]
     is_deep = np.array([i.startswith("d") for i in ids])

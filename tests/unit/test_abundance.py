@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from vectorpipe_api.pipeline import AbundanceSpec, EmbeddingSpec
 from vectorpipe_workloads.etl import kmer_counting
 from vectorpipe_workloads.etl.embed import make_embedder
 from vectorpipe_workloads.etl.embed.abundance import (
@@ -17,7 +18,6 @@ from vectorpipe_workloads.etl.embed.abundance import (
     composition_scale,
 )
 from vectorpipe_workloads.etl.kmer_counting import FileProfile, ProfileMerger, embedder_for
-from vectorpipe_workloads.spec import AbundanceSpec, EmbeddingSpec
 from vectorpipe_workloads.storage import InputFile, S3Config
 
 COMPLEMENT = str.maketrans("ACGTacgt", "TGCAtgca")

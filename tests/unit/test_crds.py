@@ -128,14 +128,19 @@ def test_cel_rules_from_the_models_and_immutability() -> None:
     spec = root["properties"]["spec"]
     rules = [r["rule"] for r in spec["x-kubernetes-validations"]]
     assert "self.input.uri != self.output.uri" in rules
-    assert rules[-1] == "self == oldSelf"
+    # Frozen within a run; a new spec.runId (a new run) may come with any edit.
+    assert rules[-1] == (
+        "(has(self.runId) ? self.runId : '') != (has(oldSelf.runId) ? oldSelf.runId : '')"
+        " || self == oldSelf"
+    )
     emb_rules = spec["properties"]["embedding"]["x-kubernetes-validations"]
     assert {r["message"] for r in emb_rules} >= {
         "kmer embeddings need 2 <= k <= 8",
         "transform is only valid for kmer",
     }
     assert [r["rule"] for r in root["x-kubernetes-validations"]] == [
-        "self.metadata.name.size() <= 43",
+        "self.metadata.name.size() + (has(self.spec.runId) ? self.spec.runId.size() + 1 : 0)"
+        " <= 43",
         "self.metadata.name.matches('^[a-z]')",
     ]
     sj = schema("slurmjobs")["properties"]["spec"]

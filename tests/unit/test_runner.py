@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from vectorpipe_api.pipeline import AppSpec, VectorPipelineSpec
 from vectorpipe_workloads import runner
 from vectorpipe_workloads.kmeans import cli
-from vectorpipe_workloads.spec import AppSpec, VectorPipelineSpec
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
+from vectorpipe_api.pipeline import PipelineDocument
 from vectorpipe_workloads import sampledata
-from vectorpipe_workloads.spec import PipelineDocument
 from vectorpipe_workloads.storage import Store
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vectorpipe_workloads.spec import PipelineDocument
+from vectorpipe_api.pipeline import PipelineDocument
 
 STAGE_LABELS = {
     "profile": "stage 1 · count k-mers",

@@ -55,6 +55,7 @@ class Manifest:
     sources: list[SourceInfo]
     schema: dict[str, str]
     pipeline: str = ""
+    run: str = ""  # the run that wrote it: `<pipeline uid>[/<runId>]` (empty: a local run)
     seconds: float = 0.0
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     format_version: int = FORMAT_VERSION

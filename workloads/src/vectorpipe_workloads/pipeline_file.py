@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from vectorpipe_workloads.spec import PipelineDocument
+from vectorpipe_api.pipeline import PipelineDocument
 
 
 class PipelineFileError(ValueError):

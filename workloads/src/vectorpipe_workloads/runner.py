@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vectorpipe_api.pipeline import PipelineDocument, VectorPipelineSpec
 from vectorpipe_workloads.manifest import Manifest, clustering_uri, kmeans_argv, manifest_uri
-from vectorpipe_workloads.spec import PipelineDocument, VectorPipelineSpec
 from vectorpipe_workloads.storage import S3Config, Store, is_s3, join, local_path
 
 ITER_LINE = re.compile(r"iter\s+(\d+)")
@@ -78,7 +78,7 @@ def run_stage1(doc: PipelineDocument, progress: Callable[[str, int, int], None] 
     from vectorpipe_workloads.etl import run_etl
 
     start_ray()
-    return run_etl(doc.spec, pipeline=doc.name, progress=progress)
+    return run_etl(doc.spec, pipeline=doc.name, run=doc.run, progress=progress)
 
 
 def mpirun_command(spec: VectorPipelineSpec, manifest: str, ranks: int) -> list[str]:

@@ -34,6 +34,12 @@ from typing import Any
 
 import pyarrow as pa
 
+from vectorpipe_api.pipeline import (
+    EmbeddingSpec,
+    VectorPipelineSpec,
+    composition_dim,
+    embedding_dim,
+)
 from vectorpipe_workloads.etl.embed.abundance import AbundanceProfile
 from vectorpipe_workloads.etl.kmer_counting import ProfileMerger, embedder_for, profile_file
 from vectorpipe_workloads.etl.shard_writers import (
@@ -56,12 +62,6 @@ from vectorpipe_workloads.shards import (
     schema_description,
     shard_name,
     shard_schema,
-)
-from vectorpipe_workloads.spec import (
-    EmbeddingSpec,
-    VectorPipelineSpec,
-    composition_dim,
-    embedding_dim,
 )
 from vectorpipe_workloads.storage import (
     READ_SUFFIXES,
@@ -205,8 +205,13 @@ def run_etl(
     pipeline: str = "",
     progress: Progress | None = None,
     num_cpus_per_task: float = 1.0,
+    run: str = "",
 ) -> Manifest:
-    """Run stage 1 on the Ray cluster `ray.init()` already connected to; return the manifest."""
+    """Run stage 1 on the Ray cluster `ray.init()` already connected to; return the manifest.
+
+    `run` (`<pipeline uid>[/<runId>]` on Kubernetes) goes into the manifest, so
+    the operator trusts only a commit point its own run wrote.
+    """
     import ray
 
     started = time.perf_counter()
@@ -284,6 +289,7 @@ def run_etl(
         sources=[r.source for r in results],
         schema=schema_description(dim),
         pipeline=pipeline,
+        run=run,
         seconds=round(time.perf_counter() - started, 3),
     )
     write_manifest(store, output, manifest)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from vectorpipe_api.pipeline import AbundanceSpec, EmbeddingSpec
 from vectorpipe_workloads.etl.embed import Embedder, make_embedder
 from vectorpipe_workloads.etl.embed.abundance import (
     COUNT_MAX,
@@ -26,7 +27,6 @@ from vectorpipe_workloads.etl.embed.abundance import (
     WithAbundance,
     composition_scale,
 )
-from vectorpipe_workloads.spec import AbundanceSpec, EmbeddingSpec
 from vectorpipe_workloads.storage import InputFile, S3Config, Store
 
 # Enough reads per file to estimate the composition's spread to a few percent.
