@@ -114,6 +114,8 @@ def test_default_render_is_valid_for_the_api_server(
             "clusterrole.rbac.authorization.k8s.io/vp-dry-vectorpipe-operator-scanning",
             "clusterrole.rbac.authorization.k8s.io/vp-dry-vectorpipe-slurm-bridge",
             "clusterrole.rbac.authorization.k8s.io/vp-dry-vectorpipe-slurm-bridge-scanning",
+            "clusterrole.rbac.authorization.k8s.io/vp-dry-vectorpipe-editor",
+            "clusterrole.rbac.authorization.k8s.io/vp-dry-vectorpipe-viewer",
             "clusterrolebinding.rbac.authorization.k8s.io/vp-dry-vectorpipe-operator",
             "clusterrolebinding.rbac.authorization.k8s.io/vp-dry-vectorpipe-operator-scanning",
             "clusterrolebinding.rbac.authorization.k8s.io/vp-dry-vectorpipe-slurm-bridge",
@@ -152,7 +154,13 @@ def test_namespaced_render_with_token_secret_is_valid(
     assert names.count("role.rbac.authorization.k8s.io/vp-dry-vectorpipe-operator") == 2
     assert names.count("rolebinding.rbac.authorization.k8s.io/vp-dry-vectorpipe-slurm-bridge") == 2
     assert names.count("secret/slurm-jwt") == 2
-    assert not [n for n in names if n.startswith("clusterrole.") and not n.endswith("-scanning")]
+    # No ClusterRole for the controllers' namespaced rules; the only others are the
+    # user roles, which are ClusterRoles by nature (aggregated into edit and view).
+    cluster_roles = [n.rsplit("/", 1)[1] for n in names if n.startswith("clusterrole.")]
+    assert sorted(r for r in cluster_roles if not r.endswith("-scanning")) == [
+        "vp-dry-vectorpipe-editor",
+        "vp-dry-vectorpipe-viewer",
+    ]
 
 
 # -- install / upgrade / uninstall ---------------------------------------------------------------
@@ -428,3 +436,152 @@ def test_namespaced_scope_rbac(
         assert rel.get("role", f"{rel.fullname}-operator", watched) is None
     finally:
         k8s.delete_namespace(watched)
+
+
+# -- ClusterRoles for people, aggregated by the real kube-controller-manager ----------------------
+def _pipeline_manifest(name: str) -> str:
+    """The smallest VectorPipeline (examples/pipeline.yaml's spec) under another name."""
+    body = {
+        "apiVersion": "vectorpipe.io/v1alpha1",
+        "kind": "VectorPipeline",
+        "metadata": {"name": name},
+        "spec": {"input": {"uri": "/fsx/reads/"}, "output": {"uri": f"/fsx/runs/{name}/"}},
+    }
+    return json.dumps(body)
+
+
+def _aggregated(k8s: ControlPlane, role: str, resource: str, verb: str) -> bool:
+    """Whether the built-in ClusterRole `role` has a vectorpipe.io rule granting `verb` on `resource`."""
+    res = k8s.kubectl("get", "clusterrole", role, "-o", "json")
+    rules = json.loads(res.stdout).get("rules") or []
+    return any(
+        "vectorpipe.io" in r.get("apiGroups", [])
+        and resource in r.get("resources", [])
+        and verb in r.get("verbs", [])
+        for r in rules
+    )
+
+
+def test_user_roles_aggregate_into_edit_admin_and_view(
+    helm: Helm, k8s: ControlPlane, namespace: str, other_namespace: str
+) -> None:
+    """A person bound to the built-in `view` in a namespace reads pipelines there, one bound
+    to `edit` creates and deletes them there; neither can touch another namespace."""
+    rel = install(helm, k8s, namespace, {})
+    team = k8s.create_namespace("chart-team")
+    try:
+        # The clusterrole-aggregation controller of the real kube-controller-manager copies
+        # the chart's rules into the built-in roles; give it a bounded time.
+        k8s.wait_for(
+            "vectorpipe rules aggregated into edit, admin and view",
+            lambda: (
+                _aggregated(k8s, "edit", "vectorpipelines", "create")
+                and _aggregated(k8s, "admin", "vectorpipelines", "delete")
+                and _aggregated(k8s, "view", "vectorpipelines", "list")
+                and _aggregated(k8s, "view", "slurmjobs", "watch")
+            ),
+            timeout=60,
+        )
+        assert not _aggregated(k8s, "view", "vectorpipelines", "create")
+        viewer, editor = f"viewer-{uuid.uuid4().hex[:6]}", f"editor-{uuid.uuid4().hex[:6]}"
+        for user, role in ((viewer, "view"), (editor, "edit")):
+            k8s.kubectl(
+                "create", "rolebinding", f"{user}-{role}", "-n", team,
+                f"--clusterrole={role}", f"--user={user}",
+            )  # fmt: skip
+
+        def allowed(who: str, checks: list[tuple[str, str, str]], ns: str) -> dict[Any, bool]:
+            items = [
+                {
+                    "apiVersion": "authorization.k8s.io/v1",
+                    "kind": "SubjectAccessReview",
+                    "spec": {
+                        "user": who,
+                        "groups": ["system:authenticated"],
+                        "resourceAttributes": _attributes(c, ns),
+                    },
+                }
+                for c in checks
+            ]
+            res = k8s.kubectl(
+                "create", "-o", "json", "-f", "-",
+                input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}),
+            )  # fmt: skip
+            answers = [bool(r["status"].get("allowed")) for r in json_stream(res.stdout)]
+            return dict(zip(checks, answers, strict=True))
+
+        reads = [
+            (v, r, "")
+            for r in ("vectorpipelines.vectorpipe.io", "slurmjobs.vectorpipe.io")
+            for v in ("get", "list", "watch")
+        ]
+        writes = [
+            (v, r, "")
+            for r in ("vectorpipelines.vectorpipe.io", "slurmjobs.vectorpipe.io")
+            for v in ("create", "update", "patch", "delete")
+        ]
+        status_writes = [
+            (v, r, "status")
+            for r in ("vectorpipelines.vectorpipe.io", "slurmjobs.vectorpipe.io")
+            for v in ("update", "patch")
+        ]
+        # The team namespace: view reads, edit reads and writes; nobody writes status.
+        assert allowed(viewer, reads + writes, team) == {c: c in reads for c in reads + writes}
+        assert all(allowed(editor, reads + writes, team).values())
+        for who in (viewer, editor):
+            assert not any(allowed(who, status_writes, team).values()), who
+            # Elsewhere (the release's namespace, any other): nothing at all.
+            for ns in (namespace, other_namespace):
+                assert not any(allowed(who, reads + writes, ns).values()), (who, ns)
+        # kubectl auth can-i (impersonation) agrees.
+        assert can_i(k8s, viewer, ("list", "vectorpipelines", ""), team)
+        assert not can_i(k8s, viewer, ("create", "vectorpipelines", ""), team)
+        assert can_i(k8s, editor, ("delete", "vectorpipelines", ""), team)
+        assert not can_i(k8s, editor, ("get", "vectorpipelines", ""), other_namespace)
+
+        # And for real, as each user through impersonation.
+        def as_user(who: str, *args: str, manifest: str | None = None) -> Any:
+            return k8s.kubectl(*args, f"--as={who}", input=manifest, check=False)
+
+        created = as_user(
+            editor, "create", "-n", team, "-f", "-", manifest=_pipeline_manifest("p1")
+        )
+        assert created.returncode == 0, created.stderr
+        listed = as_user(viewer, "get", "vectorpipelines", "-n", team, "-o", "name")
+        assert listed.returncode == 0 and "vectorpipeline.vectorpipe.io/p1" in listed.stdout
+        got = as_user(viewer, "get", "vectorpipeline", "p1", "-n", team, "-o", "json")
+        assert got.returncode == 0 and json.loads(got.stdout)["metadata"]["name"] == "p1"
+        refused = as_user(
+            viewer, "create", "-n", team, "-f", "-", manifest=_pipeline_manifest("p2")
+        )
+        assert refused.returncode != 0 and "forbidden" in refused.stderr.lower(), refused.stderr
+        refused = as_user(viewer, "delete", "vectorpipeline", "p1", "-n", team)
+        assert refused.returncode != 0 and "forbidden" in refused.stderr.lower(), refused.stderr
+        for who in (viewer, editor):
+            res = as_user(who, "get", "vectorpipelines", "-n", other_namespace)
+            assert res.returncode != 0 and "forbidden" in res.stderr.lower(), (who, res.stderr)
+        res = as_user(
+            editor, "create", "-n", other_namespace, "-f", "-", manifest=_pipeline_manifest("p3")
+        )
+        assert res.returncode != 0 and "forbidden" in res.stderr.lower(), res.stderr
+        deleted = as_user(editor, "delete", "vectorpipeline", "p1", "-n", team, "--wait=false")
+        assert deleted.returncode == 0, deleted.stderr
+
+        # Uninstalling takes the rules out of the built-in roles again (unless another
+        # release in this shared cluster still ships them).
+        rel.helm_cmd("uninstall", rel.name, "--wait", "--timeout", "60s")
+        others = k8s.kubectl(
+            "get", "clusterroles", "-l", "app.kubernetes.io/component=user-roles", "-o", "name"
+        ).stdout.split()  # fmt: skip
+        if not others:
+            k8s.wait_for(
+                "vectorpipe rules gone from edit and view",
+                lambda: (
+                    not _aggregated(k8s, "edit", "vectorpipelines", "create")
+                    and not _aggregated(k8s, "view", "vectorpipelines", "list")
+                ),
+                timeout=60,
+            )
+    finally:
+        rel.helm_cmd("uninstall", rel.name, check=False)
+        k8s.delete_namespace(team)

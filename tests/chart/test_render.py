@@ -175,10 +175,12 @@ def test_cluster_scope_renders_cluster_roles_only(default: list[Obj]) -> None:
     assert not find(default, "Role") and not find(default, "RoleBinding")
     names = sorted(o["metadata"]["name"] for o in find(default, "ClusterRole"))
     assert names == [
+        "vp-vectorpipe-editor",
         "vp-vectorpipe-operator",
         "vp-vectorpipe-operator-scanning",
         "vp-vectorpipe-slurm-bridge",
         "vp-vectorpipe-slurm-bridge-scanning",
+        "vp-vectorpipe-viewer",
     ]
     scanning = only(default, "ClusterRole", "vp-vectorpipe-operator-scanning")["rules"]
     # Watching every namespace, Kopf never lists namespaces.
@@ -265,6 +267,7 @@ def test_components_can_be_turned_off(helm: Helm) -> None:
         ({"slurmBridge": {"resources": {"limits": {"memory": "lots"}}}}, "/slurmBridge/resources/limits/memory"),
         ({"slurm": {"endpoint": "ftp://head:8082"}}, "at '/slurm/endpoint': 'ftp://head:8082' does not match pattern"),
         ({"slurm": {"token": {"create": True}}}, "at '/slurm/token/value': minLength: got 0, want 1"),
+        ({"rbac": {"userRoles": "yes"}}, "at '/rbac/userRoles': got string, want boolean"),
         ({"metrics": {"serviceMonitor": {"interval": "often"}}}, "at '/metrics/serviceMonitor/interval': 'often' does not match pattern"),
         ({"bogus": 1}, "additional properties 'bogus' not allowed"),
     ],
@@ -272,7 +275,7 @@ def test_components_can_be_turned_off(helm: Helm) -> None:
         "scope-enum", "namespaced-needs-namespaces", "namespace-pattern", "pull-policy-enum",
         "digest-pattern", "port-maximum", "log-format-enum", "unknown-operator-key",
         "poll-interval-minimum", "quantity-pattern", "endpoint-scheme", "token-value-required",
-        "interval-pattern", "unknown-top-level-key",
+        "user-roles-boolean", "interval-pattern", "unknown-top-level-key",
     ],
 )  # fmt: skip
 def test_schema_rejects_bad_values(helm: Helm, values: dict[str, Any], error: str) -> None:
@@ -336,3 +339,56 @@ def test_values_file_documents_every_schema_key() -> None:
         return missing
 
     assert walk(schema, values, "") == []
+
+
+# -- ClusterRoles for people --------------------------------------------------------------------
+def test_user_roles_aggregate_into_the_builtin_roles(default: list[Obj]) -> None:
+    editor = only(default, "ClusterRole", "vp-vectorpipe-editor")
+    labels = editor["metadata"]["labels"]
+    assert labels["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
+    assert labels["rbac.authorization.k8s.io/aggregate-to-admin"] == "true"
+    assert "rbac.authorization.k8s.io/aggregate-to-view" not in labels
+    assert editor["rules"] == [
+        {
+            "apiGroups": ["vectorpipe.io"],
+            "resources": ["vectorpipelines", "slurmjobs"],
+            "verbs": ["create", "update", "patch", "delete", "get", "list", "watch"],
+        },
+        {
+            "apiGroups": ["vectorpipe.io"],
+            "resources": ["vectorpipelines/status", "slurmjobs/status"],
+            "verbs": ["get", "list", "watch"],
+        },
+    ]
+    viewer = only(default, "ClusterRole", "vp-vectorpipe-viewer")
+    labels = viewer["metadata"]["labels"]
+    assert labels["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
+    assert not {"rbac.authorization.k8s.io/aggregate-to-edit", "rbac.authorization.k8s.io/aggregate-to-admin"} & set(labels)  # fmt: skip
+    (rule,) = viewer["rules"]
+    assert rule["verbs"] == ["get", "list", "watch"]
+    assert sorted(rule["resources"]) == [
+        "slurmjobs", "slurmjobs/status", "vectorpipelines", "vectorpipelines/status",
+    ]  # fmt: skip
+    # Bound to nobody: the built-in roles carry them wherever those are bound.
+    for binding in find(default, "ClusterRoleBinding") + find(default, "RoleBinding"):
+        assert binding["roleRef"]["name"] not in ("vp-vectorpipe-editor", "vp-vectorpipe-viewer")
+
+
+@pytest.mark.parametrize(
+    "values", [{"rbac": {"userRoles": False}}, {"rbac": {"create": False}}], ids=["off", "no-rbac"]
+)
+def test_user_roles_can_be_turned_off(helm: Helm, values: dict[str, Any]) -> None:
+    names = {o["metadata"]["name"] for o in find(render(helm, values), "ClusterRole")}
+    assert not names & {"vp-vectorpipe-editor", "vp-vectorpipe-viewer"}
+
+
+def test_user_roles_in_namespaced_scope_too(helm: Helm) -> None:
+    objs = render(helm, NAMESPACED)
+    assert find(objs, "ClusterRole", "vp-vectorpipe-editor")
+    assert find(objs, "ClusterRole", "vp-vectorpipe-viewer")
+
+
+def test_argocd_release_name_gives_the_documented_role_names(helm: Helm) -> None:
+    objs = render(helm, release="vectorpipe", namespace="vectorpipe-system")
+    names = {o["metadata"]["name"] for o in find(objs, "ClusterRole")}
+    assert {"vectorpipe-editor", "vectorpipe-viewer"} <= names
