@@ -62,6 +62,8 @@ class Release:
 
 
 CLUSTER_KINDS = ("clusterrole", "clusterrolebinding", "crd", "namespace")
+# Kopf's peering CRDs: static files next to our generated CRDs in crds/.
+PEERING_CRDS = sorted((CHART / "crds").glob("kopf.dev_*.yaml"))
 
 
 def install(helm: Helm, k8s: ControlPlane, ns: str, values: dict[str, Any]) -> Release:
@@ -161,6 +163,27 @@ def test_namespaced_render_with_token_secret_is_valid(
         "vp-dry-vectorpipe-editor",
         "vp-dry-vectorpipe-viewer",
     ]
+
+
+def test_peered_render_is_valid_for_the_api_server(
+    helm: Helm, k8s: ControlPlane, namespace: str, other_namespace: str
+) -> None:
+    """Two replicas of each controller with Kopf peering, in both scopes: the peering
+    objects are valid against Kopf's CRDs as the chart ships them."""
+    k8s.apply_crds(PEERING_CRDS)
+    peered = {
+        "operator": {"replicas": 2, "peering": {"enabled": True}},
+        "slurmBridge": {"replicas": 2, "peering": {"enabled": True}},
+    }
+    out = helm.template(peered, release="vp-dry", namespace=namespace, extra=["--skip-tests"])
+    names = dry_run(k8s, out.stdout)
+    assert "clusterkopfpeering.kopf.dev/vp-dry-vectorpipe-operator" in names
+    assert "clusterkopfpeering.kopf.dev/vp-dry-vectorpipe-slurm-bridge" in names
+    scoped = {**peered, "rbac": {"scope": "namespaced", "namespaces": [namespace, other_namespace]}}
+    out = helm.template(scoped, release="vp-dry", namespace=namespace, extra=["--skip-tests"])
+    names = dry_run(k8s, out.stdout)
+    assert names.count("kopfpeering.kopf.dev/vp-dry-vectorpipe-operator") == 2
+    assert not [n for n in names if n.startswith("clusterkopfpeering")]
 
 
 # -- install / upgrade / uninstall ---------------------------------------------------------------

@@ -12,6 +12,7 @@ exist in the chart.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import tomllib
 from typing import Any
@@ -64,11 +65,39 @@ def test_helm_lint(helm: Helm, flags: list[str]) -> None:
     assert "[WARNING]" not in res.stdout and "[ERROR]" not in res.stdout
 
 
+# Static files in crds/ that hack/gen_crds.py does not write: Kopf's peering CRDs.
+STATIC_CRDS = ["kopf.dev_clusterkopfpeerings.yaml", "kopf.dev_kopfpeerings.yaml"]
+
+
+def _gen_crds() -> Any:
+    spec = importlib.util.spec_from_file_location("gen_crds", REPO / "hack" / "gen_crds.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_crds_come_from_the_generated_folder(helm: Helm) -> None:
     objs = render(helm, extra=["--include-crds"])
     crds = sorted(o["metadata"]["name"] for o in find(objs, "CustomResourceDefinition"))
-    assert crds == ["slurmjobs.vectorpipe.io", "vectorpipelines.vectorpipe.io"]
-    # The only copy is crds/ (hack/gen_crds.py); none hides in templates/.
+    assert crds == [
+        "clusterkopfpeerings.kopf.dev",
+        "kopfpeerings.kopf.dev",
+        "slurmjobs.vectorpipe.io",
+        "vectorpipelines.vectorpipe.io",
+    ]
+    # Every file in crds/ is either written by hack/gen_crds.py (so its --check covers it)
+    # or one of the known static ones, which carry no generated header: a renamed or
+    # leftover generated CRD cannot sit there unchecked.
+    gen = _gen_crds()
+    generated = sorted(path.name for path in gen.outputs())
+    assert generated == ["vectorpipe.io_slurmjobs.yaml", "vectorpipe.io_vectorpipelines.yaml"]
+    files = sorted(path.name for path in (CHART / "crds").iterdir())
+    assert files == sorted(generated + STATIC_CRDS)
+    for name in STATIC_CRDS:
+        assert not (CHART / "crds" / name).read_text().startswith(gen.HEADER), name
+        assert name.startswith("kopf.dev_")
+    # The only copy is crds/; none hides in templates/.
     assert not list((CHART / "templates").rglob("*CustomResourceDefinition*"))
     for path in (CHART / "templates").rglob("*"):
         if path.is_file():
@@ -79,8 +108,11 @@ def test_crds_come_from_the_generated_folder(helm: Helm) -> None:
 def test_deployment_is_one_hardened_replica(default: list[Obj], component: str) -> None:
     dep = only(default, "Deployment", f"vp-vectorpipe-{component}")
     spec = dep["spec"]
+    # Standalone by default: one replica, never two at once.
     assert spec["replicas"] == 1
     assert spec["strategy"] == {"type": "Recreate"}
+    assert not [a for a in container(dep)["args"] if a.startswith("--peering")]
+    assert "POD_ID" not in {e["name"] for e in container(dep)["env"]}
     pod = spec["template"]["spec"]
     assert pod["serviceAccountName"] == f"vp-vectorpipe-{component}"
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -182,6 +214,9 @@ def test_cluster_scope_renders_cluster_roles_only(default: list[Obj]) -> None:
         "vp-vectorpipe-slurm-bridge-scanning",
         "vp-vectorpipe-viewer",
     ]
+    # Standalone by default: no peering objects, no peering rules.
+    assert not find(default, "ClusterKopfPeering") and not find(default, "KopfPeering")
+    assert not [r for r in _rules(default) if "kopf.dev" in r["apiGroups"]]
     scanning = only(default, "ClusterRole", "vp-vectorpipe-operator-scanning")["rules"]
     # Watching every namespace, Kopf never lists namespaces.
     assert [r["resources"] for r in scanning] == [["customresourcedefinitions"]]
@@ -262,20 +297,26 @@ def test_components_can_be_turned_off(helm: Helm) -> None:
         ({"operator": {"image": {"digest": "sha256:abc"}}}, "at '/operator/image/digest': 'sha256:abc' does not match pattern"),
         ({"operator": {"metricsPort": 70000}}, "at '/operator/metricsPort': maximum"),
         ({"operator": {"logFormat": "xml"}}, "at '/operator/logFormat': value must be one of 'plain', 'full', 'json'"),
-        ({"operator": {"replicas": 2}}, "additional properties 'replicas' not allowed"),
+        ({"operator": {"replica": 2}}, "additional properties 'replica' not allowed"),
+        ({"operator": {"replicas": 2}}, "at '/operator/peering/enabled': value must be true"),
+        ({"slurmBridge": {"replicas": 3, "peering": {"enabled": False}}}, "at '/slurmBridge/peering/enabled': value must be true"),
+        ({"operator": {"replicas": 0}}, "at '/operator/replicas': minimum"),
+        ({"operator": {"peering": {"enabled": True, "name": "Kopf_Peering"}}}, "/operator/peering/name"),
+        ({"rbac": {"userRoles": "yes"}}, "at '/rbac/userRoles': got string, want boolean"),
         ({"slurmBridge": {"pollInterval": 0}}, "at '/slurmBridge/pollInterval': exclusiveMinimum"),
         ({"slurmBridge": {"resources": {"limits": {"memory": "lots"}}}}, "/slurmBridge/resources/limits/memory"),
         ({"slurm": {"endpoint": "ftp://head:8082"}}, "at '/slurm/endpoint': 'ftp://head:8082' does not match pattern"),
         ({"slurm": {"token": {"create": True}}}, "at '/slurm/token/value': minLength: got 0, want 1"),
-        ({"rbac": {"userRoles": "yes"}}, "at '/rbac/userRoles': got string, want boolean"),
         ({"metrics": {"serviceMonitor": {"interval": "often"}}}, "at '/metrics/serviceMonitor/interval': 'often' does not match pattern"),
         ({"bogus": 1}, "additional properties 'bogus' not allowed"),
     ],
     ids=[
         "scope-enum", "namespaced-needs-namespaces", "namespace-pattern", "pull-policy-enum",
         "digest-pattern", "port-maximum", "log-format-enum", "unknown-operator-key",
+        "replicas-need-peering", "bridge-replicas-need-peering", "replicas-minimum",
+        "peering-name-pattern", "user-roles-boolean",
         "poll-interval-minimum", "quantity-pattern", "endpoint-scheme", "token-value-required",
-        "user-roles-boolean", "interval-pattern", "unknown-top-level-key",
+        "interval-pattern", "unknown-top-level-key",
     ],
 )  # fmt: skip
 def test_schema_rejects_bad_values(helm: Helm, values: dict[str, Any], error: str) -> None:
@@ -341,6 +382,129 @@ def test_values_file_documents_every_schema_key() -> None:
     assert walk(schema, values, "") == []
 
 
+# -- Kopf peering and replicas ------------------------------------------------------------------
+PEERED = {
+    "operator": {"replicas": 2, "peering": {"enabled": True}},
+    "slurmBridge": {"replicas": 2, "peering": {"enabled": True}},
+}
+
+
+def _peering_rules(objs: list[Obj], kind: str, name: str) -> list[dict[str, Any]]:
+    return [r for o in find(objs, kind, name) for r in o["rules"] if "kopf.dev" in r["apiGroups"]]
+
+
+@pytest.mark.parametrize(
+    "values", [PEERED, {**PEERED, **NAMESPACED}], ids=["cluster", "namespaced"]
+)
+def test_helm_lint_with_peering(helm: Helm, values: dict[str, Any]) -> None:
+    res = helm.run("lint", str(CHART), "--strict", *values_args(values))
+    assert "1 chart(s) linted, 0 chart(s) failed" in res.stdout
+    assert "[WARNING]" not in res.stdout and "[ERROR]" not in res.stdout
+
+
+def test_peering_in_cluster_scope(helm: Helm) -> None:
+    objs = render(helm, PEERED)
+    for component in ("operator", "slurm-bridge"):
+        name = f"vp-vectorpipe-{component}"
+        dep = only(objs, "Deployment", name)
+        assert dep["spec"]["replicas"] == 2
+        # A new pod comes up (and stands by, or takes over) before an old one goes.
+        assert dep["spec"]["strategy"] == {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+        }
+        c = container(dep)
+        # Each process gets the peering name; its priority is random (the controllers'
+        # default with --peering), so two replicas never tie and freeze each other.
+        assert f"--peering={name}" in c["args"]
+        assert not [a for a in c["args"] if a.startswith("--priority")]
+        env = {e["name"]: e for e in c["env"]}
+        assert env["POD_ID"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+        # The peering object, one per component, cluster-scoped as the processes watch all.
+        peering = only(objs, "ClusterKopfPeering", name)
+        assert peering["apiVersion"] == "kopf.dev/v1"
+        assert "namespace" not in peering["metadata"]
+        assert peering["metadata"]["labels"]["app.kubernetes.io/component"] == component
+        # RBAC: list/watch the kind, get/patch only the own object.
+        assert _peering_rules(objs, "ClusterRole", name) == [
+            {"apiGroups": ["kopf.dev"], "resources": ["clusterkopfpeerings"], "verbs": ["list", "watch"]},
+            {
+                "apiGroups": ["kopf.dev"],
+                "resources": ["clusterkopfpeerings"],
+                "resourceNames": [name],
+                "verbs": ["get", "patch"],
+            },
+        ]  # fmt: skip
+    assert not find(objs, "KopfPeering")
+
+
+def test_peering_in_namespaced_scope(helm: Helm) -> None:
+    objs = render(helm, {**PEERED, **NAMESPACED})
+    assert not find(objs, "ClusterKopfPeering")
+    for component in ("operator", "slurm-bridge"):
+        name = f"vp-vectorpipe-{component}"
+        peerings = find(objs, "KopfPeering", name)
+        assert sorted(p["metadata"]["namespace"] for p in peerings) == ["team-a", "team-b"]
+        roles = find(objs, "Role", name)
+        assert len(roles) == 2
+        for role in roles:
+            rules = [r for r in role["rules"] if "kopf.dev" in r["apiGroups"]]
+            assert [r["resources"] for r in rules] == [["kopfpeerings"], ["kopfpeerings"]]
+            assert rules[1]["resourceNames"] == [name]
+        assert not _peering_rules(objs, "ClusterRole", f"{name}-scanning")
+
+
+def test_peering_of_one_component_only_and_a_custom_name(helm: Helm) -> None:
+    objs = render(helm, {"operator": {"peering": {"enabled": True, "name": "vp-ha"}}})
+    op = only(objs, "Deployment", "vp-vectorpipe-operator")
+    assert op["spec"]["replicas"] == 1
+    assert "--peering=vp-ha" in container(op)["args"]
+    assert [p["metadata"]["name"] for p in find(objs, "ClusterKopfPeering")] == ["vp-ha"]
+    bridge = only(objs, "Deployment", "vp-vectorpipe-slurm-bridge")
+    assert bridge["spec"]["strategy"] == {"type": "Recreate"}
+    assert not [a for a in container(bridge)["args"] if a.startswith("--peering")]
+    assert not _peering_rules(objs, "ClusterRole", "vp-vectorpipe-slurm-bridge")
+    (rule,) = [
+        r
+        for r in _peering_rules(objs, "ClusterRole", "vp-vectorpipe-operator")
+        if "resourceNames" in r
+    ]
+    assert rule["resourceNames"] == ["vp-ha"]
+
+
+@pytest.mark.parametrize(
+    ("values", "extra", "error"),
+    [
+        (
+            {
+                "operator": {"peering": {"enabled": True, "name": "vp"}},
+                "slurmBridge": {"peering": {"enabled": True, "name": "vp"}},
+            },
+            [],
+            'operator and slurm-bridge need different peering names (both are "vp")',
+        ),
+        # values.schema.json refuses replicas > 1 without peering; so does the template,
+        # for whoever skips the schema.
+        (
+            {"operator": {"replicas": 2}},
+            ["--skip-schema-validation"],
+            "operator.replicas > 1 needs operator.peering.enabled",
+        ),
+        (
+            {"slurmBridge": {"replicas": 2}},
+            ["--skip-schema-validation"],
+            "slurmBridge.replicas > 1 needs slurmBridge.peering.enabled",
+        ),
+    ],
+    ids=["same-peering-name", "operator-replicas-template", "bridge-replicas-template"],
+)
+def test_templates_refuse_unsafe_peering(
+    helm: Helm, values: dict[str, Any], extra: list[str], error: str
+) -> None:
+    res = helm.template(values, extra=extra, check=False)
+    assert res.returncode != 0 and error in res.stderr, res.stderr
+
+
 # -- ClusterRoles for people --------------------------------------------------------------------
 def test_user_roles_aggregate_into_the_builtin_roles(default: list[Obj]) -> None:
     editor = only(default, "ClusterRole", "vp-vectorpipe-editor")
@@ -392,3 +556,36 @@ def test_argocd_release_name_gives_the_documented_role_names(helm: Helm) -> None
     objs = render(helm, release="vectorpipe", namespace="vectorpipe-system")
     names = {o["metadata"]["name"] for o in find(objs, "ClusterRole")}
     assert {"vectorpipe-editor", "vectorpipe-viewer"} <= names
+
+
+def test_kopf_peering_crds_are_the_ones_the_pinned_kopf_uses() -> None:
+    """The chart's static peering CRDs are the resources Kopf's own selectors match."""
+    import kopf
+    from kopf._cogs.structs import references
+
+    wanted = {
+        references.CLUSTER_PEERINGS_K: False,  # selector -> namespaced
+        references.NAMESPACED_PEERINGS_K: True,
+    }
+    matched = []
+    for path in sorted((CHART / "crds").glob("kopf.dev_*.yaml")):
+        crd = yaml.safe_load(path.read_text())
+        (version,) = crd["spec"]["versions"]
+        names = crd["spec"]["names"]
+        resource = kopf.Resource(
+            group=crd["spec"]["group"],
+            version=version["name"],
+            plural=names["plural"],
+            kind=names["kind"],
+            singular=names["singular"],
+            namespaced=crd["spec"]["scope"] == "Namespaced",
+        )
+        (selector,) = [s for s in wanted if s.check(resource)]
+        assert resource.namespaced is wanted[selector], path.name
+        matched.append(selector)
+        # Kopf merge-patches its keep-alives into status: kept (preserved), and on the
+        # main resource (no status subresource), as Kopf's own peering.yaml has it.
+        assert "subresources" not in version
+        status = version["schema"]["openAPIV3Schema"]["properties"]["status"]
+        assert status["x-kubernetes-preserve-unknown-fields"] is True
+    assert sorted(map(str, matched)) == sorted(map(str, wanted))

@@ -1,8 +1,12 @@
 {{/*
 One controller Deployment. Call with (dict "root" $ "component" "operator"
 "values" .Values.operator "args" (list ...extra flags) "env" (list ...EnvVar)).
-One replica with the Recreate strategy: both processes run standalone (no Kopf
-peering), and two replicas at once would handle every event twice.
+Standalone (the default): one replica and the Recreate strategy, since two
+standalone Kopf processes at once would both handle every event. With Kopf
+peering (values.peering.enabled): `replicas` pods started with --peering, each
+with a random priority and its pod name as its peering identity (POD_ID), and a
+RollingUpdate that keeps a replica running (a new pod stands by, or takes over,
+until the old one is gone; peering decides which one works).
 */}}
 {{- define "vectorpipe.deployment" -}}
 {{- $root := .root -}}
@@ -15,10 +19,17 @@ metadata:
   labels:
     {{- include "vectorpipe.componentLabels" . | nindent 4 }}
 spec:
-  replicas: 1
+  replicas: {{ include "vectorpipe.replicas" . }}
   revisionHistoryLimit: 3
   strategy:
+    {{- if $v.peering.enabled }}
+    type: RollingUpdate
+    rollingUpdate:
+      maxSurge: 1
+      maxUnavailable: 0
+    {{- else }}
     type: Recreate
+    {{- end }}
   selector:
     matchLabels:
       {{- include "vectorpipe.selectorLabels" . | nindent 6 }}
@@ -64,6 +75,13 @@ spec:
             # Python writes nothing outside /tmp (read-only root filesystem).
             - name: HOME
               value: /tmp
+            {{- if $v.peering.enabled }}
+            # Kopf's peering identity: the pod name shows which replica is active.
+            - name: POD_ID
+              valueFrom:
+                fieldRef:
+                  fieldPath: metadata.name
+            {{- end }}
             {{- with .env }}
             {{- toYaml . | nindent 12 }}
             {{- end }}

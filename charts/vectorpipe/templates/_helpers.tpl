@@ -83,7 +83,7 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- end -}}
 
-{{/* Scope flags and log flags shared by both processes; call with (dict "root" $ "values" ...). */}}
+{{/* Scope, log and peering flags shared by both processes; call with (dict "root" $ "component" ... "values" ...). */}}
 {{- define "vectorpipe.commonArgs" -}}
 {{- $v := .values -}}
 {{- if eq (int $v.healthPort) (int $v.metricsPort) -}}
@@ -100,6 +100,9 @@ app.kubernetes.io/component: {{ .component }}
 - --liveness=http://0.0.0.0:{{ $v.healthPort }}/healthz
 - --metrics-port={{ $v.metricsPort }}
 - --log-format={{ $v.logFormat }}
+{{- if $v.peering.enabled }}
+- --peering={{ include "vectorpipe.peeringName" . }}
+{{- end }}
 {{- if ne $v.logLevel "normal" }}
 - --{{ $v.logLevel }}
 {{- end }}
@@ -159,4 +162,23 @@ readinessProbe:
 {{- with .Values.slurm.caBundle.secretName }}{{ $names = append $names . }}{{ end -}}
 {{- range .Values.slurm.extraSecretNames }}{{ $names = append $names . }}{{ end -}}
 {{- toJson ($names | uniq) -}}
+{{- end -}}
+
+{{/*
+Kopf peering of one component; call with (dict "root" $ "component" "operator" "values" .Values.operator).
+"vectorpipe.peeringName": the peering object's name (default <fullname>-<component>).
+"vectorpipe.replicas": the replica count, refused above 1 without peering (values.schema.json
+refuses it too; this holds with --skip-schema-validation): standalone Kopf replicas would all
+handle every event.
+*/}}
+{{- define "vectorpipe.peeringName" -}}
+{{- default (include "vectorpipe.componentName" .) .values.peering.name -}}
+{{- end -}}
+
+{{- define "vectorpipe.replicas" -}}
+{{- if and (gt (int .values.replicas) 1) (not .values.peering.enabled) -}}
+{{- $key := ternary "operator" "slurmBridge" (eq .component "operator") -}}
+{{- fail (printf "%s.replicas > 1 needs %s.peering.enabled: without Kopf peering every replica would handle every event" $key $key) -}}
+{{- end -}}
+{{- int .values.replicas -}}
 {{- end -}}

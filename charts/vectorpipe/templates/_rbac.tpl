@@ -55,6 +55,23 @@ the cluster-scoped reads Kopf's resource scanning makes are always a ClusterRole
   verbs: ["create", "patch"]
 {{- end -}}
 
+{{/*
+Kopf peering (added only with values.peering.enabled): list and watch the peering kind
+(ClusterKopfPeering in cluster scope, KopfPeering in each watched namespace),
+get and patch only the component's own peering object (Kopf writes its
+keep-alive into its status; the kinds have no status subresource). Call with
+(dict "root" $ "component" ... "values" ... "resource" "clusterkopfpeerings").
+*/}}
+{{- define "vectorpipe.peeringRules" -}}
+- apiGroups: ["kopf.dev"]
+  resources: [{{ .resource | quote }}]
+  verbs: ["list", "watch"]
+- apiGroups: ["kopf.dev"]
+  resources: [{{ .resource | quote }}]
+  resourceNames: [{{ include "vectorpipe.peeringName" . | quote }}]
+  verbs: ["get", "patch"]
+{{- end -}}
+
 {{/* Kopf's scanning: CRDs always; namespaces only when it must resolve a namespace list. */}}
 {{- define "vectorpipe.scanningRules" -}}
 - apiGroups: ["apiextensions.k8s.io"]
@@ -110,6 +127,9 @@ metadata:
     {{- include "vectorpipe.componentLabels" . | nindent 4 }}
 rules:
   {{- include .rules $root | nindent 2 }}
+  {{- if .values.peering.enabled }}
+  {{- include "vectorpipe.peeringRules" (merge (dict "resource" "clusterkopfpeerings") .) | nindent 2 }}
+  {{- end }}
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRoleBinding
@@ -137,6 +157,9 @@ metadata:
     {{- include "vectorpipe.componentLabels" $ | nindent 4 }}
 rules:
   {{- include $.rules $root | nindent 2 }}
+  {{- if $.values.peering.enabled }}
+  {{- include "vectorpipe.peeringRules" (merge (dict "resource" "kopfpeerings") $) | nindent 2 }}
+  {{- end }}
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: RoleBinding
