@@ -190,7 +190,7 @@ def test_bridge_runs_a_slurm_job_with_the_namespaced_role(
         st = rig.wait(
             "other", lambda s: "Forbidden" in json.dumps(s), "a Forbidden condition", timeout=60
         )
-        assert "check the bridge's RBAC" in json.dumps(st)
+        assert "check the controller's RBAC" in json.dumps(st)
         assert "jobId" not in st
     finally:
         for b in rig.bridges:
