@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Generate the CRDs from the typed models: `VectorPipeline` and `SlurmJob`.
 
-The pydantic models are the single source of truth (`vectorpipe_workloads.spec`
-for the pipeline spec, `vectorpipe_operator.resources` for its status,
-`slurm_bridge.spec` for the SlurmJob); this script turns their JSON Schema into
-the *structural* OpenAPI v3 schema Kubernetes requires: `$ref`s inlined,
+The pydantic models in `vectorpipe_api` are the single source of truth
+(`pipeline` and `pipeline_status` for the VectorPipeline, `pipeline_names`
+for its resource-level rules, `slurmjob` for the SlurmJob); this script turns
+their JSON Schema into the *structural* OpenAPI v3 schema Kubernetes requires: `$ref`s inlined,
 `Optional[X]` (anyOf X|null) collapsed to X, titles dropped, `const` turned
 into a one-value `enum`, `additionalProperties: false` dropped (the API server
 prunes unknown fields, and kubectl's strict field validation reports them),
@@ -12,9 +12,10 @@ while descriptions, defaults, enums, bounds, patterns and the models' CEL
 `x-kubernetes-validations` are kept. An optional sub-object whose fields are
 all optional gets a default (its fields' defaults, which is what `{}` becomes
 after defaulting) so the API server applies the nested defaults too. Both
-specs are immutable (a CEL transition rule `self == oldSelf` on `spec`); the
-pipeline also gets resource-level rules on its name, which its children's
-names derive from. Status schemas are typed too, from the status models.
+specs are immutable (a CEL transition rule on `spec`; the pipeline's lets a
+new `spec.runId` start a new run); the pipeline also gets resource-level rules
+on its name and run id, which its children's names derive from. Status
+schemas are typed too, from the status models.
 Written to charts/vectorpipe/crds/; `--check` writes nothing and exits 1 if a
 committed file differs.
 
@@ -221,14 +222,16 @@ def _immutable(spec: dict[str, Any], rule: dict[str, str], description: str) -> 
 
 
 def vectorpipeline_crd() -> dict[str, Any]:
-    from vectorpipe_operator import resources as r
-    from vectorpipe_workloads.spec import VectorPipelineSpec
+    from vectorpipe_api import meta
+    from vectorpipe_api.pipeline import VectorPipelineSpec
+    from vectorpipe_api.pipeline_names import RESOURCE_RULES, SPEC_IMMUTABLE_RULE
+    from vectorpipe_api.pipeline_status import VectorPipelineStatus
 
     spec = _immutable(
         model_schema(VectorPipelineSpec, defaults=True),
-        r.SPEC_IMMUTABLE_RULE,
-        "What to embed and cluster, and where to run it. Immutable once created: a new run "
-        "is a new VectorPipeline.",
+        SPEC_IMMUTABLE_RULE,
+        "What to embed and cluster, and where to run it. Immutable during a run: a new "
+        "spec.runId starts a new run (with a changed spec if you like).",
     )
     columns = [
         _printer(
@@ -237,6 +240,7 @@ def vectorpipeline_crd() -> dict[str, Any]:
         _printer("Embedding", "string", ".status.ray.jobStatus", "Stage 1 RayJob status"),
         _printer("Clustering", "string", ".status.slurm.phase", "Stage 2 SlurmJob phase"),
         _printer("Rows", "integer", ".status.outputs.rows", "Embedded rows"),
+        _printer("Run", "string", ".spec.runId", "The run (spec.runId)", priority=1),
         _printer("Age", "date", ".metadata.creationTimestamp", "Time since creation"),
         _printer(
             "Reason",
@@ -247,22 +251,23 @@ def vectorpipeline_crd() -> dict[str, Any]:
         ),
     ]
     return _crd(
-        group=r.GROUP,
-        version=r.VERSION,
-        kind=r.PIPELINE_KIND,
-        plural=r.PIPELINE_PLURAL,
+        group=meta.GROUP,
+        version=meta.VERSION,
+        kind=meta.PIPELINE_KIND,
+        plural=meta.PIPELINE_PLURAL,
         short_names=["vp", "vpipe"],
         description="A two-stage pipeline: reads to embeddings on Ray (a KubeRay RayJob), "
         "then k-means over them with MPI on Slurm (a SlurmJob).",
         spec=spec,
-        status=model_schema(r.VectorPipelineStatus, defaults=False),
+        status=model_schema(VectorPipelineStatus, defaults=False),
         columns=columns,
-        root_rules=r.RESOURCE_RULES,
+        root_rules=RESOURCE_RULES,
     )
 
 
 def slurmjob_crd() -> dict[str, Any]:
-    from slurm_bridge import spec as s
+    from vectorpipe_api import meta
+    from vectorpipe_api import slurmjob as s
 
     spec = _immutable(
         model_schema(s.SlurmJobSpec, defaults=True),
@@ -284,10 +289,10 @@ def slurmjob_crd() -> dict[str, Any]:
         _printer("Age", "date", ".metadata.creationTimestamp", "Time since creation"),
     ]
     return _crd(
-        group=s.API_GROUP,
-        version=s.API_VERSION,
-        kind=s.KIND,
-        plural=s.PLURAL,
+        group=meta.GROUP,
+        version=meta.VERSION,
+        kind=meta.SLURMJOB_KIND,
+        plural=meta.SLURMJOB_PLURAL,
         short_names=["sj"],
         description="A batch job submitted from Kubernetes to Slurm (slurmrestd or sbatch), "
         "its state mirrored into status and cancelled on delete.",

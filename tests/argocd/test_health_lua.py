@@ -130,7 +130,7 @@ def test_every_argo_status_but_missing_is_reachable() -> None:
 
 def _operator_scenarios() -> dict[str, tuple[Any, str, list[str]]]:
     """name -> (list of Observed passes, expected health, message fragments)."""
-    from vectorpipe_operator.errors import Problem
+    from vectorpipe_kopf.errors import Problem
     from vectorpipe_operator.status import ManifestView, Observed, RayJobView, SlurmJobView
 
     running = RayJobView("r42-etl", job_status="RUNNING", deployment_status="Running")
