@@ -29,8 +29,8 @@ ENV = example_env()
 
 
 def test_walkthrough_pipeline_fits_the_roles_the_chart_and_the_cluster() -> None:
-    from vectorpipe_workloads.manifest import manifest_uri
     from vectorpipe_api.pipeline import PipelineDocument
+    from vectorpipe_workloads.manifest import manifest_uri
 
     (doc,) = render_yaml_docs(EKS / "pipeline-eks.yaml", ENV)
     spec = PipelineDocument.model_validate(doc).spec

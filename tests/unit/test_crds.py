@@ -139,8 +139,7 @@ def test_cel_rules_from_the_models_and_immutability() -> None:
         "transform is only valid for kmer",
     }
     assert [r["rule"] for r in root["x-kubernetes-validations"]] == [
-        "self.metadata.name.size() + (has(self.spec.runId) ? self.spec.runId.size() + 1 : 0)"
-        " <= 43",
+        "self.metadata.name.size() + (has(self.spec.runId) ? self.spec.runId.size() + 1 : 0) <= 43",
         "self.metadata.name.matches('^[a-z]')",
     ]
     sj = schema("slurmjobs")["properties"]["spec"]
