@@ -23,9 +23,8 @@ import kopf
 
 from tests.argocd.conftest import HEALTH_DIR, RunHealth
 from tests.support.fakes import FakeOperatorKube
+from tests.support.operator import commit_manifest
 from vectorpipe_operator import reconcile as rec
-from vectorpipe_workloads.manifest import Manifest, ShardInfo, write_manifest
-from vectorpipe_workloads.storage import Store
 
 NS, NAME, UID = "team-a", "gut", "uid-gut"
 SCRIPT = HEALTH_DIR / "vectorpipeline.lua"
@@ -52,17 +51,7 @@ def pipeline(out: Path) -> dict[str, Any]:
 
 
 def commit(out: Path, run: str) -> None:
-    manifest = Manifest(
-        format="parquet",
-        dim=137,
-        rows=10,
-        embedding={},
-        shards=[ShardInfo("part-00000.parquet", 10, 100)],
-        sources=[],
-        schema={},
-        run=run,
-    )
-    write_manifest(Store(), f"{out}/", manifest)
+    commit_manifest(out, rows=10, shards=1, run=run)
 
 
 def reconcile(kube: FakeOperatorKube) -> None:

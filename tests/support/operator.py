@@ -157,7 +157,16 @@ def pipeline(name: str, out: Path, **spec: Any) -> dict[str, Any]:
     return body
 
 
-def commit_manifest(out: Path, rows: int = 1000, shards: int = 4, dim: int = 137) -> None:
+def commit_manifest(
+    out: Path,
+    rows: int = 1000,
+    shards: int = 4,
+    dim: int = 137,
+    *,
+    run: str = "",
+    bytes_per_row: int = 64,
+) -> None:
+    """Commit a manifest as stage 1 would (for the run `run`; "" is accepted by any run)."""
     per = [rows // shards] * shards
     per[-1] += rows - sum(per)
     manifest = Manifest(
@@ -165,13 +174,16 @@ def commit_manifest(out: Path, rows: int = 1000, shards: int = 4, dim: int = 137
         dim=dim,
         rows=rows,
         embedding={"method": "kmer", "k": 4, "canonical": True},
-        shards=[ShardInfo(f"part-{i:05d}.parquet", n, 64 * n) for i, n in enumerate(per)],
+        shards=[
+            ShardInfo(f"part-{i:05d}.parquet", n, bytes_per_row * n) for i, n in enumerate(per)
+        ],
         sources=[],
         schema={
             "read_id": "string",
             "sample": "string",
             "embedding": f"fixed_size_list<float>[{dim}]",
         },
+        run=run,
     )
     write_manifest(Store(), str(out), manifest)
 

@@ -14,6 +14,7 @@ from typing import Any
 import kopf
 import pytest
 
+from tests.support import operator as support
 from tests.support.fakes import FakeOperatorKube as FakeKube
 from vectorpipe_api.pipeline import VectorPipelineSpec, embedding_dim
 from vectorpipe_kopf.errors import InvalidStateError, TransientError
@@ -44,19 +45,7 @@ def make_pipeline(out: Path, **spec: Any) -> dict[str, Any]:
 def commit_manifest(
     out: Path, rows: int = 100, shards: int = 4, dim: int = 137, run: str = UID
 ) -> None:
-    per = [rows // shards] * shards
-    per[-1] += rows - sum(per)
-    manifest = Manifest(
-        format="parquet",
-        dim=dim,
-        rows=rows,
-        embedding={"method": "kmer", "k": 4},
-        shards=[ShardInfo(f"part-{i:05d}.parquet", n, 10 * n) for i, n in enumerate(per)],
-        sources=[],
-        schema={"read_id": "string"},
-        run=run,
-    )
-    write_manifest(Store(), str(out), manifest)
+    support.commit_manifest(out, rows, shards, dim, run=run, bytes_per_row=10)
 
 
 def run(
