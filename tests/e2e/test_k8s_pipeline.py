@@ -80,10 +80,11 @@ def test_vectorpipeline_runs_end_to_end_on_kubernetes_ray_slurm_and_s3(
     address = head.start()
     op = None
     try:
-        # The operator passes only the endpoint and region (real clusters use the compute
-        # nodes' instance role); the loopback S3's dummy credentials come from the bridge's
-        # --job-env defaults, through its environment (the Rig owns the command line).
-        creds = ",".join(f"{k}={v}" for k, v in s3.env().items() if k.startswith("AWS_"))
+        # The operator passes only the endpoint and region, as k-means flags (real clusters
+        # use the compute nodes' instance role); the loopback S3's dummy keys, and nothing
+        # else of its settings, come from the bridge's --job-env defaults, through its
+        # environment (the Rig owns the command line).
+        creds = ",".join(f"{k}={v}" for k, v in identity.items())
         rig.start_bridge(env={f"{ENV_PREFIX}JOB_ENV": creds})
         op = start_operator(crds, namespace, tmp_path / "operator.log")
         body = {
