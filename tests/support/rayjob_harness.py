@@ -55,6 +55,10 @@ TAIL = 2000
 # template's `env` or, for the identity, from `credentials`.
 BASICS = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR",
           "PYTHONPATH")  # fmt: skip
+# How a driver authenticates to a Ray head this process started (Ray's token
+# auth): passed on with RAY_ADDRESS, as KubeRay hands a real cluster's token to
+# its submitter. Nothing else of this process's Ray settings.
+RAY_AUTH = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
 # The only keys `credentials` may carry: who the pod is, never where S3 is.
 CREDENTIAL_KEYS = frozenset({"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"})
 
@@ -314,6 +318,7 @@ class RayJobHarness:
         env = {**self.basics, **self.credentials, **self.pod_env(rayjob)}
         env.pop("RAY_ADDRESS", None)
         if self.ray_address:
+            env.update({k: os.environ[k] for k in RAY_AUTH if k in os.environ})
             env.update(RAY_ADDRESS=self.ray_address, **LocalRayHead.env)
         return env
 
