@@ -11,7 +11,7 @@ PACKAGES=(
   slurm-wlm slurmrestd slurm-wlm-jwt-plugin munge
   buildah debootstrap
   art-nextgen-simulation-tools kmer-examples bowtie2-examples
-  lua5.1 jq shellcheck nginx
+  lua5.1 jq shellcheck nginx openssl
 )
 
 missing=()

@@ -17,7 +17,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.argocd.conftest import FIXTURES, HEALTH_DIR, REPO, RunHealth, crd_validator
+from tests.support.argocd import FIXTURES, HEALTH_DIR, REPO, RunHealth, crd_validator
 
 # The statuses Argo CD accepts from a health script (gitops-engine HealthStatusCode).
 ARGO_STATUSES = {"Healthy", "Progressing", "Degraded", "Suspended", "Missing", "Unknown"}

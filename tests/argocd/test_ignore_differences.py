@@ -27,7 +27,7 @@ import kopf
 import pytest
 import yaml
 
-from tests.argocd.conftest import ARGOCD, FIXTURES
+from tests.support.argocd import ARGOCD, FIXTURES
 
 KINDS = ("VectorPipeline", "SlurmJob")
 PLURALS = {"VectorPipeline": "vectorpipelines", "SlurmJob": "slurmjobs"}

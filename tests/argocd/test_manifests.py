@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from tests.argocd.conftest import ARGOCD, CRD_DIR, HEALTH_DIR, REPO, RunHealth, crd_validator
+from tests.support.argocd import ARGOCD, CRD_DIR, HEALTH_DIR, REPO, RunHealth, crd_validator
 
 PLACEHOLDER_REPO = "https://git.example.com/vectorpipe.git"
 SYNC_CM = REPO / "hack" / "lua" / "sync_cm.py"

@@ -21,7 +21,7 @@ from typing import Any
 
 import kopf
 
-from tests.argocd.conftest import HEALTH_DIR, RunHealth
+from tests.support.argocd import HEALTH_DIR, RunHealth
 from tests.support.fakes import FakeOperatorKube
 from tests.support.operator import commit_manifest
 from vectorpipe_operator import reconcile as rec
