@@ -196,8 +196,8 @@ def event_target(p: Pipeline) -> dict[str, Any]:
 def end_previous_run(ctx: Context, p: Pipeline, previous_run_id: str | None) -> None:
     """Delete what the previous run created (its RayJob, SlurmJob, ConfigMap), if ours.
 
-    The garbage collector then stops the previous run: KubeRay tears its Ray
-    cluster down and the slurm-bridge's finalizer cancels its Slurm job, so
+    Deleting them stops the previous run: KubeRay tears its Ray cluster down
+    and the slurm-bridge's finalizer cancels its Slurm job, so
     two runs never write the same output at once.
     """
     for kind, name in (
