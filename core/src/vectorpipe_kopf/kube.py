@@ -72,11 +72,6 @@ def classify(exc: BaseException, what: str) -> ReconcileError | None:
     return None
 
 
-def status_code(exc: BaseException) -> int | None:
-    """The HTTP status of an API error left to the caller (None: not an API error)."""
-    return int(exc.status or 0) if isinstance(exc, ApiException) else None
-
-
 class KubeBase:
     """Calls with a timeout, sorted failures, dict results, Events."""
 

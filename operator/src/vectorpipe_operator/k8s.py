@@ -70,9 +70,6 @@ class KubeApi(Protocol):
 class Kube(KubeBase):
     """The real `KubeApi`."""
 
-    def __init__(self, api_client: client.ApiClient | None = None) -> None:
-        super().__init__(api_client)
-
     def get_pipeline(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.get(PIPELINE_KIND, namespace, name)
 

@@ -5,8 +5,8 @@ Watches every namespace by default, or only those given with `--namespace`
 comma-separated, for a Helm value). Serves Kopf's liveness probe and the
 Prometheus metrics on their own ports, logs as plain text or one JSON object
 per line, and runs standalone (one replica, no Kopf peering) unless `--peering
-NAME` is given (with `--priority`, random by default). Every other flag has an environment twin named
-`SLURM_BRIDGE_<FLAG>` (see `slurm_bridge.options`). A SlurmJob without
+NAME` is given (with `--priority`, random by default). Every other flag has an
+environment twin named `SLURM_BRIDGE_<FLAG>` (see `slurm_bridge.options`). A SlurmJob without
 `spec.slurm.endpoint` runs through sbatch on this host (`--slurm-conf`).
 """
 

@@ -20,7 +20,6 @@ import binascii
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from vectorpipe_api.meta import GROUP, SLURMJOB_KIND, SLURMJOB_PLURAL, VERSION
@@ -48,9 +47,6 @@ class KubeApi(Protocol):
 
 class Kube(KubeBase):
     """The real `KubeApi`."""
-
-    def __init__(self, api_client: client.ApiClient | None = None) -> None:
-        super().__init__(api_client)
 
     def get_slurmjob(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.get_custom((GROUP, VERSION, SLURMJOB_PLURAL), namespace, name, SLURMJOB_KIND)
