@@ -27,6 +27,7 @@ new run). `Hooks` lets the restart tests inject a crash right after a create.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -297,7 +298,7 @@ def _reconcile(ctx: Context, namespace: str, name: str, fresh: bool = False) -> 
             except TransientError as e:
                 raise _temporary(e.problem, ctx.attempt) from e
             prior = {}
-            pipeline = Pipeline.from_body({**body, "status": {}})
+            pipeline = dataclasses.replace(pipeline, status={})
         observed = observe(ctx, pipeline)
     except InvalidSpecError as e:
         observed = Observed(failure=Problem("InvalidSpec", str(e)))
