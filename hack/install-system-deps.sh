@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages VectorPipe needs on one machine: Open MPI for
 # stage 2, Slurm + slurmrestd + munge for the bridge's live tests, buildah and
-# debootstrap for images, and the genome/simulator packages the sample data and
+# debootstrap for images, containerd + runc + CNI plugins for the one-node
+# cluster (hack/cluster/), and the genome/simulator packages the sample data and
 # quality benchmark draw from. Idempotent: a machine that has them all is left
 # alone (no apt-get update), so a warm machine pays nothing.
 set -euo pipefail
@@ -10,6 +11,7 @@ PACKAGES=(
   openmpi-bin libopenmpi-dev
   slurm-wlm slurmrestd slurm-wlm-jwt-plugin munge
   buildah debootstrap
+  containerd runc containernetworking-plugins iptables conntrack iproute2 util-linux
   art-nextgen-simulation-tools kmer-examples bowtie2-examples
   lua5.1 jq shellcheck nginx openssl
 )

@@ -21,11 +21,13 @@ ETCD_VERSION=v3.6.16      # etcd 3.6 is what Kubernetes 1.36 documents; Debian s
 HELM_VERSION=v3.22.0
 KWOK_VERSION=v0.8.0
 KUBERAY_VERSION=v1.5.0
+COREDNS_VERSION=v1.14.7   # built from its own module; no replace directives
 
 KEY="k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_helm-${HELM_VERSION}_kwok-${KWOK_VERSION}_kuberay-${KUBERAY_VERSION}"
 ROOT="${VECTORPIPE_CACHE:-$HOME/.cache/vectorpipe}/k8s/${KEY}"
 BIN="${ROOT}/bin"
-BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd helm kwok kuberay-operator)
+BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy etcd helm kwok
+          kuberay-operator coredns)
 
 if [[ "${1:-}" == "--print-dir" ]]; then
   echo "${BIN}"
@@ -44,6 +46,7 @@ complete() {
   [[ -f "${ROOT}/versions.env" ]] || return 1
   compgen -G "${ROOT}/crds/ray.io_*.yaml" >/dev/null || return 1
   [[ -d "${ROOT}/kwok-stages/pod/fast" && -d "${ROOT}/kwok-stages/node/fast" ]] || return 1
+  [[ -f "${ROOT}/pause/pause.c" && -d "${ROOT}/kuberay-config/rbac" ]] || return 1
 }
 
 if complete; then
@@ -94,7 +97,7 @@ missing() { local b; for b in "$@"; do [[ -x "${BIN}/${b}" ]] || return 0; done;
 # which `go install pkg@ver` refuses. A wrapper module requires it and maps every
 # staging module to its published v0.<minor>.<patch> twin. The list is generated
 # from this version's own go.mod, so it can never drift from the pinned version.
-if missing kube-apiserver kube-controller-manager kube-scheduler kubectl; then
+if missing kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy; then
   log "kubernetes ${K8S_VERSION}: preparing wrapper module"
   W="${ROOT}/src/kubernetes"
   rm -rf "${W}" && mkdir -p "${W}"
@@ -114,7 +117,8 @@ if missing kube-apiserver kube-controller-manager kube-scheduler kubectl; then
   [[ "${nrepl}" -gt 20 ]] || { echo "only ${nrepl} staging replaces found in ${kmod}" >&2; exit 1; }
   log "kubernetes: ${nrepl} staging replaces generated; resolving dependencies"
   PKGS=(k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
-        k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl)
+        k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
+        k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy)
   (cd "${W}" && go get "${PKGS[@]/%/@${K8S_VERSION}}")
 
   # The version stamps hack/lib/version.sh would set; without them /version
@@ -174,9 +178,23 @@ if missing kuberay-operator; then
   GOBIN="${TMP}" go install -trimpath -ldflags "-s -w" "github.com/ray-project/kuberay/ray-operator@${KUBERAY_VERSION}"
   mv -f "${TMP}/ray-operator" "${BIN}/kuberay-operator"
 fi
+if missing coredns; then
+  log "CoreDNS ${COREDNS_VERSION}: building"
+  GOBIN="${TMP}" go install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@${COREDNS_VERSION}"
+  mv -f "${TMP}/coredns" "${BIN}/coredns"
+fi
+
 rm -rf "${ROOT}/crds" && mkdir -p "${ROOT}/crds"
 cp "$(moddir "github.com/ray-project/kuberay/ray-operator@${KUBERAY_VERSION}")"/config/crd/bases/ray.io_*.yaml "${ROOT}/crds/"
 chmod u+w "${ROOT}"/crds/*.yaml
+# For the one-node cluster (hack/cluster/): KubeRay's own RBAC and Deployment
+# (a kustomization there points them at the locally built image), and the pod
+# sandbox's pause.c, which ships in the kubernetes module.
+rm -rf "${ROOT}/kuberay-config" "${ROOT}/pause" && mkdir -p "${ROOT}/kuberay-config" "${ROOT}/pause"
+kuberay_dir="$(moddir "github.com/ray-project/kuberay/ray-operator@${KUBERAY_VERSION}")"
+cp -r "${kuberay_dir}/config/rbac" "${kuberay_dir}/config/manager" "${ROOT}/kuberay-config/"
+cp "$(moddir "k8s.io/kubernetes@${K8S_VERSION}")/build/pause/linux/pause.c" "${ROOT}/pause/"
+chmod -R u+w "${ROOT}/kuberay-config" "${ROOT}/pause"
 
 # Written last: it marks the cache complete (see complete()) and tells the
 # test fixtures which versions they are talking to.
@@ -186,6 +204,7 @@ ETCD_VERSION=${ETCD_VERSION}
 HELM_VERSION=${HELM_VERSION}
 KWOK_VERSION=${KWOK_VERSION}
 KUBERAY_VERSION=${KUBERAY_VERSION}
+COREDNS_VERSION=${COREDNS_VERSION}
 EOF
 mv -f "${ROOT}/versions.env.tmp" "${ROOT}/versions.env"
 log "all built in ${ROOT}"

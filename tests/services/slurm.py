@@ -162,8 +162,12 @@ class LocalSlurm:
         rest_user: str = REST_USER,
         openapi_plugins: Sequence[str] | None = None,
         startup_timeout: float = 60.0,
+        rest_host: str = "127.0.0.1",
     ) -> None:
         self.base = base
+        # The node tier binds slurmrestd to the one-node cluster's node address,
+        # inside its network namespace, so that pods reach it.
+        self.rest_host = rest_host
         self.rest_user = rest_user
         self.openapi_plugins = list(openapi_plugins or ())
         self.startup_timeout = startup_timeout
@@ -184,7 +188,7 @@ class LocalSlurm:
 
     @property
     def rest_url(self) -> str:
-        return f"http://127.0.0.1:{self.rest_port}"
+        return f"http://{self.rest_host}:{self.rest_port}"
 
     @property
     def env(self) -> dict[str, str]:
@@ -263,7 +267,7 @@ class LocalSlurm:
         if name == "slurmrestd":
             self.rest_port = self.rest_port or free_port()
             argv = ["slurmrestd", *conf, "-a", "rest_auth/jwt", "-s", ",".join(self.openapi_plugins),
-                    "-u", self.rest_user, "-g", self.rest_user, f"127.0.0.1:{self.rest_port}"]  # fmt: skip
+                    "-u", self.rest_user, "-g", self.rest_user, f"{self.rest_host}:{self.rest_port}"]  # fmt: skip
             # Without SLURM_JWT=daemon slurmrestd takes each request's token for its
             # own configuration token and rejects it ("Rejecting thread config token").
             self._spawn(name, argv, {"SLURM_JWT": "daemon"})
