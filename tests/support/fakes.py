@@ -38,6 +38,10 @@ class FakeOperatorKube:
         self.status_failures: list[Exception] = []
         # Runs after a child GET read its answer: "someone else" acting in between.
         self.after_get: Callable[[str, str], None] | None = None
+        # Pods by name (KubeRay's, in the real API); `list_pods` filters them by label.
+        self.pods: dict[str, dict[str, Any]] = {}
+        self.pod_lists = 0
+        self.fail_list_pods: Exception | None = None
 
     def get_pipeline(self, namespace: str, name: str) -> dict[str, Any] | None:
         return copy.deepcopy(self.pipeline) if self.pipeline else None
@@ -51,6 +55,20 @@ class FakeOperatorKube:
         if self.after_get is not None:
             self.after_get(kind, name)
         return answer
+
+    def list_pods(self, namespace: str, labels: Mapping[str, str]) -> list[dict[str, Any]]:
+        self.pod_lists += 1
+        if self.fail_list_pods is not None:
+            raise self.fail_list_pods
+        return [
+            copy.deepcopy(pod)
+            for pod in self.pods.values()
+            if (pod.get("metadata") or {}).get("namespace", namespace) == namespace
+            and all(
+                ((pod.get("metadata") or {}).get("labels") or {}).get(k) == v
+                for k, v in labels.items()
+            )
+        ]
 
     def create(self, obj: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
         key = (str(obj["kind"]), str(obj["metadata"]["name"]))
@@ -84,6 +102,10 @@ class FakeOperatorKube:
     def put(self, obj: dict[str, Any]) -> None:
         """An object someone else created (no call counted)."""
         self.objects[(str(obj["kind"]), str(obj["metadata"]["name"]))] = copy.deepcopy(obj)
+
+    def put_pod(self, pod: dict[str, Any]) -> None:
+        """A pod KubeRay (or the kubelet) created or changed."""
+        self.pods[str(pod["metadata"]["name"])] = copy.deepcopy(pod)
 
 
 class FakeBridgeKube:

@@ -29,7 +29,13 @@ def test_registration_needs_no_finalizer_and_bounds_retries() -> None:
         # Nothing outside Kubernetes is owned: deletion is left to owner references.
         assert not h.requires_finalizer, h.id
     assert registry._spawning._handlers == []  # timers/daemons would add a finalizer
-    assert [h.id for h in registry._watching._handlers] == ["on_pipeline_event"]
+    watching = registry._watching._handlers
+    assert [h.id for h in watching] == ["on_pipeline_event", "on_pod_event"]
+    # Only the Ray pods KubeRay labelled from our templates (Kopf stores nothing on pods).
+    assert watching[1].labels == {
+        "app.kubernetes.io/managed-by": "vectorpipe-operator",
+        "vectorpipe.io/pipeline": kopf.PRESENT,
+    }
     children = [h for h in changing if h.id.startswith("on_")]
     assert all(h.labels == {"vectorpipe.io/pipeline": kopf.PRESENT} for h in children)
 
@@ -47,6 +53,17 @@ def test_kopf_settings() -> None:
     assert settings.watching.server_timeout and settings.watching.client_timeout
     backoffs = list(settings.networking.error_backoffs)
     assert 0 < len(backoffs) <= 10 and max(backoffs) <= 60
+    # The pod watch is filtered by the API server, not after streaming every pod.
+    assert list(settings.watching.label_selectors.values()) == [
+        "app.kubernetes.io/managed-by=vectorpipe-operator"
+    ]
+
+
+def test_pod_start_timeout_from_the_environment() -> None:
+    assert config.pod_start_timeout(None) == config.pod_start_timeout(" ") == 300.0
+    assert config.pod_start_timeout("45") == 45.0
+    with pytest.raises(ValueError):
+        config.pod_start_timeout("-1")
 
 
 def test_namespace_scoping(monkeypatch: pytest.MonkeyPatch) -> None:

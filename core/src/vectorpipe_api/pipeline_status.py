@@ -1,7 +1,8 @@
 """The `VectorPipeline` status as typed models, written only by the operator.
 
-One phase enum, the three standard conditions (EmbeddingComplete,
-ClusteringComplete, Ready), `observedGeneration`, the run it describes, and
+One phase enum, the standard conditions (EmbeddingComplete,
+ClusteringComplete, Ready, and PodsHealthy once stage 1's pods have been
+looked at), `observedGeneration`, the run it describes, and
 summaries of the children and outputs. `hack/gen_crds.py` generates the CRD's
 status schema from these models, and the operator builds every status it
 writes with them, so the two cannot drift.
@@ -22,6 +23,9 @@ TERMINAL: frozenset[str] = frozenset({"Succeeded", "Failed"})
 COND_EMBEDDING = "EmbeddingComplete"
 COND_CLUSTERING = "ClusteringComplete"
 COND_READY = "Ready"
+# Whether a Ray pod of stage 1 is stuck (a container that cannot start or keeps
+# crashing); written once the operator has looked at the pods.
+COND_PODS = "PodsHealthy"
 
 
 class RayStatus(StatusModel):
@@ -36,6 +40,15 @@ class RayStatus(StatusModel):
     message: str | None = None
     start_time: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
     end_time: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+    ray_cluster_name: str | None = Field(
+        default=None, description="RayCluster KubeRay created for the RayJob (rayClusterName)."
+    )
+    dashboard_url: str | None = Field(
+        default=None,
+        alias="dashboardURL",
+        description="Ray dashboard (job API) address of that cluster, host:port (dashboardURL).",
+    )
+    job_id: str | None = Field(default=None, description="Ray job (submission) id (jobId).")
 
 
 class SlurmStatus(StatusModel):

@@ -6,28 +6,45 @@ typed statuses carry no Kopf bookkeeping and nothing is written to
 become Events; phase transitions are posted explicitly), watching (server and
 client timeouts so a silent stream is reconnected) and networking (a bounded
 list of back-offs for failed API calls, after which Kopf gives up on that
-call). `start` is what the start-up handler runs: those settings, the
-Kubernetes client (put in Kopf's memo), and the metrics endpoint if a port
-is set; `context` is how every other handler gets its reconcile context from
-the memo.
+call), and a server-side label selector on the pod watch (only pods labelled
+as managed by the operator, i.e. stage 1's Ray pods, are streamed, not every
+pod of the cluster). `start` is what the start-up handler runs: those
+settings, the Kubernetes client and the pending-rechecks timers (put in
+Kopf's memo), the stuck-pod grace from `VECTORPIPE_POD_START_TIMEOUT`
+(seconds, default 300; the chart's `operator.podStartTimeoutSeconds`), and
+the metrics endpoint if a port is set; `context` is how every other handler
+gets its reconcile context from the memo.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 
 import kopf
 
 from vectorpipe_kopf import shell
 from vectorpipe_operator.k8s import Kube, KubeApi, load_config
 from vectorpipe_operator.metrics import metrics
-from vectorpipe_operator.reconcile import Context, Hooks
-from vectorpipe_operator.resources import DIFFBASE_KEY, PERSISTENCE_PREFIX, TOUCH_KEY
+from vectorpipe_operator.pods import POD_START_TIMEOUT
+from vectorpipe_operator.rechecks import Rechecks
+from vectorpipe_operator.reconcile import Context, Hooks, reconcile
+from vectorpipe_operator.resources import (
+    DIFFBASE_KEY,
+    LABEL_MANAGED_BY,
+    MANAGER,
+    PERSISTENCE_PREFIX,
+    TOUCH_KEY,
+)
 
 KUBE_KEY = "kube"
 HOOKS_KEY = "hooks"
+RECHECKS_KEY = "rechecks"
+POD_TIMEOUT_KEY = "pod_start_timeout"
 METRICS_PORT_ENV = "VECTORPIPE_METRICS_PORT"
 METRICS_ADDR_ENV = "VECTORPIPE_METRICS_ADDR"
+POD_TIMEOUT_ENV = "VECTORPIPE_POD_START_TIMEOUT"
+PODS = ("v1", "pods")
 
 
 def configure(settings: kopf.OperatorSettings) -> None:
@@ -42,6 +59,17 @@ def configure(settings: kopf.OperatorSettings) -> None:
         posting_level=logging.WARNING,
         max_workers=8,
     )
+    settings.watching.label_selectors[PODS] = f"{LABEL_MANAGED_BY}={MANAGER}"
+
+
+def pod_start_timeout(value: str | None) -> float:
+    """The stuck-pod grace in seconds from the environment's text (default 300)."""
+    if value is None or not value.strip():
+        return POD_START_TIMEOUT
+    seconds = float(value)
+    if seconds < 0:
+        raise ValueError(f"{POD_TIMEOUT_ENV} must be >= 0 seconds, not {value!r}")
+    return seconds
 
 
 def start(settings: kopf.OperatorSettings, memo: kopf.Memo) -> None:
@@ -49,6 +77,8 @@ def start(settings: kopf.OperatorSettings, memo: kopf.Memo) -> None:
     shell.quiet_http_loggers()
     load_config()
     memo[KUBE_KEY] = Kube()
+    memo[RECHECKS_KEY] = Rechecks()
+    memo[POD_TIMEOUT_KEY] = pod_start_timeout(os.environ.get(POD_TIMEOUT_ENV))
     if not isinstance(memo.get(HOOKS_KEY), Hooks):
         memo[HOOKS_KEY] = Hooks()  # `kopf run` fills no memo
     port, addr = shell.metrics_endpoint(memo, METRICS_PORT_ENV, METRICS_ADDR_ENV)
@@ -63,4 +93,21 @@ def context(memo: kopf.Memo, trigger: str, attempt: int) -> Context:
     if kube is None or not isinstance(hooks, Hooks):
         raise RuntimeError("the operator's start-up handler has not run")
     api: KubeApi = kube
-    return Context(api, trigger=trigger, attempt=attempt, hooks=hooks)
+    rechecks = memo.get(RECHECKS_KEY)
+
+    def recheck(namespace: str, name: str, delay: float) -> None:
+        if isinstance(rechecks, Rechecks):
+            rechecks.schedule(
+                (namespace, name),
+                delay,
+                lambda: reconcile(context(memo, "recheck", 0), namespace, name),
+            )
+
+    return Context(
+        api,
+        trigger=trigger,
+        attempt=attempt,
+        hooks=hooks,
+        pod_start_timeout=float(memo.get(POD_TIMEOUT_KEY, POD_START_TIMEOUT)),
+        recheck=recheck,
+    )

@@ -1,7 +1,8 @@
 """The one module of the operator that talks to the Kubernetes API.
 
 `KubeApi` is what a reconcile pass may do with the API, as a Protocol: read a
-pipeline or a child, create a child (a 409 from a concurrent or earlier
+pipeline or a child, list the pods carrying given labels (stage 1's Ray pods,
+which KubeRay labels from our pod templates), create a child (a 409 from a concurrent or earlier
 create returns the existing object instead), delete a previous run's child,
 replace a pipeline's status through the status subresource with the
 resourceVersion it was computed from (so a stale computation gets a 409 and
@@ -14,6 +15,7 @@ import.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -52,6 +54,10 @@ class KubeApi(Protocol):
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None: ...
 
+    def list_pods(self, namespace: str, labels: Mapping[str, str]) -> list[dict[str, Any]]:
+        """The pods of `namespace` carrying every one of `labels`, as plain dicts."""
+        ...
+
     def create(self, obj: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
         """The object as created (True), or the existing one after a 409 (False)."""
         ...
@@ -82,6 +88,19 @@ class Kube(KubeBase):
                 namespace,
             )
         return self.get_custom(CUSTOM[kind], namespace, name, kind)
+
+    def list_pods(self, namespace: str, labels: Mapping[str, str]) -> list[dict[str, Any]]:
+        selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+        # The raw JSON: the client's models would only be turned back into dicts.
+        response = self.call(
+            f"list pods in {namespace} ({selector})",
+            self.core.list_namespaced_pod,
+            namespace,
+            label_selector=selector,
+            _preload_content=False,
+        )
+        items = json.loads(response.data or b"{}").get("items") or []
+        return [dict(item) for item in items if isinstance(item, dict)]
 
     def create(self, obj: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
         kind, meta = str(obj["kind"]), obj["metadata"]

@@ -7,7 +7,9 @@ expects (`python -m vectorpipe_operator` uses the same registry). Change
 handlers that reconcile share one policy: at most `RETRIES` attempts, a
 `HANDLER_TIMEOUT` overall, and a `HANDLER_BACKOFF` for unexpected errors
 (transient ones carry their own growing delay). The child watches track only
-the status fields that matter, on children labelled as ours.
+the status fields that matter, on children labelled as ours; the pod watch
+is an event handler (Kopf stores nothing on the pods) on the Ray pods
+labelled as ours.
 """
 
 from __future__ import annotations
@@ -23,11 +25,13 @@ from vectorpipe_api.meta import (
     SLURMJOB_PLURAL,
     VERSION,
 )
-from vectorpipe_operator.handlers import create, delete, rayjob, slurmjob, startup
+from vectorpipe_operator.config import PODS
+from vectorpipe_operator.handlers import create, delete, pod, rayjob, slurmjob, startup
 from vectorpipe_operator.reconcile import HANDLER_BACKOFF, HANDLER_TIMEOUT, RETRIES
-from vectorpipe_operator.resources import LABEL_PIPELINE
+from vectorpipe_operator.resources import LABEL_MANAGED_BY, LABEL_PIPELINE, MANAGER
 
 OURS = {LABEL_PIPELINE: kopf.PRESENT}
+OUR_PODS = {LABEL_MANAGED_BY: MANAGER, LABEL_PIPELINE: kopf.PRESENT}
 
 
 def register(registry: kopf.OperatorRegistry) -> None:
@@ -61,6 +65,7 @@ def register(registry: kopf.OperatorRegistry) -> None:
         backoff=backoff,
     )(slurmjob.on_slurmjob_status)
     kopf.on.event(*pipelines, registry=registry)(delete.on_pipeline_event)
+    kopf.on.event(*PODS, labels=OUR_PODS, registry=registry)(pod.on_pod_event)
 
 
 register(kopf.get_default_registry())

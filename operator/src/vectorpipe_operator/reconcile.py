@@ -4,7 +4,8 @@ Every trigger (create, resume, a RayJob or SlurmJob status change) runs the
 same pass, in the KubeRay style: read the pipeline fresh; stop if this
 generation is already Succeeded/Failed; parse the spec; if `spec.runId`
 changed, delete the previous run's children and start from an empty status;
-ensure the ConfigMap; ensure the RayJob and observe it; once it SUCCEEDED,
+ensure the ConfigMap; ensure the RayJob and observe it, and while it runs
+list its Ray pods and diagnose them (`pods`); once it SUCCEEDED,
 read the manifest; ensure the SlurmJob and observe it; compute the new
 status purely and write it only if it differs, posting an Event when the
 phase moves. Each ensure is one GET and, if absent, a create by a name
@@ -22,7 +23,14 @@ becomes a Kopf TemporaryError with a growing, capped delay; on the handler's
 last attempt it turns into Failed (RetriesExhausted). An `InvalidStateError`
 (and any child's failure) turns the pipeline Failed and becomes a
 PermanentError, once: a Failed pipeline is never reconciled again (until a
-new run). `Hooks` lets the restart tests inject a crash right after a create.
+new run). A Ray container stuck past the rule in `pods` fails the pipeline
+with the kubelet's reason, and the run is ended like a previous run: the
+RayJob is deleted (KubeRay would otherwise wait for its cluster for ever), by
+the pass that wrote Failed and, should that delete fail, by any later pass
+over the failed pipeline. A stuck container still within its grace period
+asks for one more pass when the grace is over (`Context.recheck`), since it
+may never change again. `Hooks` lets the restart tests inject a crash right
+after a create.
 """
 
 from __future__ import annotations
@@ -40,20 +48,20 @@ from vectorpipe_api.pipeline_names import configmap_name, rayjob_name, slurmjob_
 from vectorpipe_api.pipeline_status import COND_READY, TERMINAL
 from vectorpipe_kopf.errors import InvalidStateError, Problem, TransientError, capped_backoff
 from vectorpipe_kopf.locks import ObjectLocks
-from vectorpipe_operator import builders
+from vectorpipe_operator import builders, pods
 from vectorpipe_operator.k8s import KubeApi
 from vectorpipe_operator.manifests import StoreFactory, read_committed_manifest
 from vectorpipe_operator.metrics import metrics
-from vectorpipe_operator.resources import InvalidSpecError, Pipeline, owned_by
+from vectorpipe_operator.resources import LABEL_PIPELINE_UID, InvalidSpecError, Pipeline, owned_by
 from vectorpipe_operator.status import (
     Observed,
-    RayJobView,
-    SlurmJobView,
     compute_status,
     condition,
+    failed_on_stuck_pod,
     is_terminal,
     manifest_from_status,
 )
+from vectorpipe_operator.views import RayJobView, SlurmJobView
 from vectorpipe_workloads.storage import Store
 
 # Handler policy, shared by every handler that reconciles (see main.py).
@@ -85,6 +93,10 @@ def _nothing(kind: str) -> None:
     return None
 
 
+def _no_recheck(namespace: str, name: str, delay: float) -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class Hooks:
     """Seams for fault-injection tests (a crash right after a create); no-ops in production."""
@@ -102,6 +114,10 @@ class Context:
     store_factory: StoreFactory = Store
     clock: Callable[[], str] = utcnow
     hooks: Hooks = field(default_factory=Hooks)
+    # Grace of a Ray container that cannot start (see `pods`), in seconds.
+    pod_start_timeout: float = pods.POD_START_TIMEOUT
+    # Ask for one more pass of (namespace, name) in `delay` seconds.
+    recheck: Callable[[str, str, float], None] = _no_recheck
 
     @property
     def last_attempt(self) -> bool:
@@ -170,6 +186,23 @@ def _step_rayjob(ctx: Context, p: Pipeline, obs: Observed) -> None:
     obs.rayjob = RayJobView.from_object(_ensure_child(ctx, p, desired, existing))
     if obs.rayjob.succeeded:
         obs.manifest = read_committed_manifest(p.spec, p.run, ctx.store_factory)
+    elif obs.rayjob.deployment_status and not obs.rayjob.failed:
+        _step_pods(ctx, p, obs)
+
+
+def _step_pods(ctx: Context, p: Pipeline, obs: Observed) -> None:
+    """Diagnose the running RayJob's pods: fail on a final fault, else maybe ask to look again."""
+    assert obs.rayjob is not None  # called by _step_rayjob only
+    found = ctx.kube.list_pods(p.namespace, {LABEL_PIPELINE_UID: p.uid})
+    obs.pods = pods.diagnose(found, obs.rayjob.cluster_name)
+    fault = obs.pods.fault
+    if fault is None:
+        return
+    left = pods.remaining(fault, ctx.clock(), ctx.pod_start_timeout, p.spec.ray.backoff_limit)
+    if left == 0.0:
+        obs.failure = fault.problem
+    elif left is not None:
+        obs.recheck_after = left
 
 
 def _step_slurmjob(ctx: Context, p: Pipeline, obs: Observed) -> None:
@@ -215,6 +248,26 @@ def end_previous_run(ctx: Context, p: Pipeline, previous_run_id: str | None) -> 
             ctx.kube.post_event(
                 event_target(p), "Normal", "PreviousRunEnded", f"deleted {kind} {name}"
             )
+
+
+def end_stuck_run(ctx: Context, body: Mapping[str, Any]) -> None:
+    """Delete the RayJob of a run that failed on a stuck Ray pod, if it is still there.
+
+    KubeRay would keep the cluster waiting for its pod for ever; deleting the
+    RayJob (in the background) takes its RayCluster, pods and submitter Job
+    with it, as `end_previous_run` does for a replaced run.
+    """
+    meta, status = body.get("metadata") or {}, body.get("status") or {}
+    name = str((status.get("ray") or {}).get("rayJob") or "")
+    if not name:
+        return
+    namespace, uid = str(meta.get("namespace")), str(meta.get("uid"))
+    child = ctx.kube.get(RAYJOB_KIND, namespace, name)
+    if child is not None and owned_by(child, uid) and ctx.kube.delete(RAYJOB_KIND, namespace, name):
+        reason = condition(status, COND_READY).get("reason")
+        ctx.kube.post_event(
+            body, "Normal", "StuckRunEnded", f"deleted RayJob {name} after {reason}"
+        )
 
 
 def observe(ctx: Context, p: Pipeline) -> Observed:
@@ -282,6 +335,8 @@ def _reconcile(ctx: Context, namespace: str, name: str, fresh: bool = False) -> 
     generation = int(meta.get("generation") or 1)
     if is_terminal(old, generation):
         metrics().set_phase(namespace, name, str(old["phase"]))
+        if failed_on_stuck_pod(old):
+            _end_stuck_run(ctx, body)
         return str(old["phase"])
     output_uri: str | None = None
     run_id: str | None = None
@@ -320,12 +375,23 @@ def _reconcile(ctx: Context, namespace: str, name: str, fresh: bool = False) -> 
         raise _temporary(e.problem, ctx.attempt) from e
     phase = str(new["phase"])
     metrics().set_phase(namespace, name, phase)
+    if failed_on_stuck_pod(new):
+        _end_stuck_run(ctx, {**body, "status": new})
+    elif observed.recheck_after is not None:
+        ctx.recheck(namespace, name, observed.recheck_after)
     if phase == "Failed" and (prior.get("phase") not in TERMINAL):
         ready = condition(new, COND_READY)
         raise kopf.PermanentError(f"{ready.get('reason')}: {ready.get('message')}")
     if observed.waiting is not None:
         raise _temporary(observed.waiting, ctx.attempt)
     return phase
+
+
+def _end_stuck_run(ctx: Context, body: Mapping[str, Any]) -> None:
+    try:
+        end_stuck_run(ctx, body)
+    except TransientError as e:
+        raise _temporary(e.problem, ctx.attempt) from e
 
 
 def _temporary(problem: Problem, attempt: int) -> kopf.TemporaryError:

@@ -3,20 +3,19 @@
 `compute_status` takes the pipeline's generation and previous status plus an
 `Observed` (the RayJob, the manifest, the SlurmJob as just read, and any
 transient or permanent problem a step reported) and returns the complete new
-status: one phase, the three standard conditions (EmbeddingComplete,
-ClusteringComplete, Ready), observedGeneration, child summaries, outputs and
+status: one phase, the standard conditions (EmbeddingComplete,
+ClusteringComplete, Ready, and PodsHealthy once stage 1's pods were looked
+at: `vectorpipe_operator.pods` diagnoses them), observedGeneration, child summaries, outputs and
 start/completion times, for the run `run_id` (a new run starts from an empty
 `old`). It never reads the clock (`now` is a parameter) and
 keeps a condition's lastTransitionTime while its status is unchanged, so a
 reconcile that sees nothing new computes a status equal to the old one and
-the operator writes nothing. The views parse children defensively: a child
-someone else writes (KubeRay, the slurm-bridge, a test harness) may lack any
-field.
+the operator writes nothing. The children's views and their mirror in the
+status live in `vectorpipe_operator.views`.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,138 +24,22 @@ from vectorpipe_api.base import Condition
 from vectorpipe_api.pipeline_status import (
     COND_CLUSTERING,
     COND_EMBEDDING,
+    COND_PODS,
     COND_READY,
     TERMINAL,
     Outputs,
     Phase,
-    RayStatus,
-    SlurmStatus,
     VectorPipelineStatus,
 )
 from vectorpipe_api.slurmjob import TERMINAL_PHASES as SLURM_TERMINAL
 from vectorpipe_kopf.errors import Problem
+from vectorpipe_operator.pods import PodsView
+from vectorpipe_operator.views import ManifestView as ManifestView
+from vectorpipe_operator.views import RayJobView as RayJobView
+from vectorpipe_operator.views import SlurmJobView as SlurmJobView
+from vectorpipe_operator.views import clip, ray_status, slurm_status
 from vectorpipe_workloads.manifest import clustering_uri
 from vectorpipe_workloads.storage import join
-
-MAX_MESSAGE = 2000
-RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
-RAY_FAILED_DEPLOYMENT = frozenset({"Failed", "ValidationFailed"})
-
-
-def _s(obj: Mapping[str, Any], key: str) -> str:
-    value = obj.get(key)
-    return "" if value is None else str(value)
-
-
-def _time(obj: Mapping[str, Any], key: str) -> str:
-    # Our status schema says format: date-time; a child written by someone
-    # else must not make the pipeline's status write fail validation.
-    value = _s(obj, key)
-    return value if RFC3339.match(value) else ""
-
-
-def _clip(text: str) -> str:
-    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
-
-
-@dataclass(frozen=True)
-class RayJobView:
-    name: str
-    job_status: str = ""
-    deployment_status: str = ""
-    reason: str = ""
-    message: str = ""
-    start_time: str = ""
-    end_time: str = ""
-
-    @classmethod
-    def from_object(cls, obj: Mapping[str, Any]) -> RayJobView:
-        st = obj.get("status") or {}
-        return cls(
-            name=_s(obj.get("metadata") or {}, "name"),
-            job_status=_s(st, "jobStatus"),
-            deployment_status=_s(st, "jobDeploymentStatus"),
-            reason=_s(st, "reason"),
-            message=_clip(_s(st, "message")),
-            start_time=_time(st, "startTime"),
-            end_time=_time(st, "endTime"),
-        )
-
-    @property
-    def succeeded(self) -> bool:
-        return self.deployment_status == "Complete" and self.job_status == "SUCCEEDED"
-
-    @property
-    def failed(self) -> bool:
-        # KubeRay persists Failed only once backoffLimit is used up (it writes
-        # Retrying instead while retries remain), so Failed is final.
-        if self.deployment_status in RAY_FAILED_DEPLOYMENT:
-            return True
-        return self.deployment_status == "Complete" and self.job_status != "SUCCEEDED"
-
-    def failure(self) -> Problem:
-        if self.deployment_status == "ValidationFailed":
-            reason = "RayJobInvalid"
-        elif self.reason == "DeadlineExceeded":
-            reason = "RayJobDeadlineExceeded"
-        elif self.job_status == "STOPPED":
-            reason = "RayJobStopped"
-        else:
-            reason = "RayJobFailed"
-        detail = ": ".join(x for x in (self.reason, self.message) if x)
-        state = f"{self.deployment_status}/{self.job_status or '-'}"
-        return Problem(reason, f"RayJob {self.name} {state}" + (f": {detail}" if detail else ""))
-
-
-@dataclass(frozen=True)
-class SlurmJobView:
-    name: str
-    phase: str = ""
-    job_id: int | None = None
-    state: str = ""
-    exit_code: int | None = None
-    reason: str = ""
-    message: str = ""
-    start_time: str = ""
-    end_time: str = ""
-
-    @classmethod
-    def from_object(cls, obj: Mapping[str, Any]) -> SlurmJobView:
-        st = obj.get("status") or {}
-        job_id, exit_code = st.get("jobId"), st.get("exitCode")
-        return cls(
-            name=_s(obj.get("metadata") or {}, "name"),
-            phase=_s(st, "phase"),
-            job_id=int(job_id) if isinstance(job_id, int | str) and str(job_id).isdigit() else None,
-            state=_s(st, "state"),
-            exit_code=int(exit_code) if isinstance(exit_code, int) else None,
-            reason=_s(st, "reason"),
-            message=_clip(_s(st, "message")),
-            start_time=_time(st, "startTime"),
-            end_time=_time(st, "endTime"),
-        )
-
-    def failure(self) -> Problem:
-        reason = "SlurmJobCancelled" if self.phase == "Cancelled" else "SlurmJobFailed"
-        bits = [f"SlurmJob {self.name} {self.phase}"]
-        if self.job_id is not None:
-            bits.append(f"job {self.job_id}")
-        if self.state:
-            bits.append(f"state {self.state}")
-        if self.exit_code is not None:
-            bits.append(f"exit code {self.exit_code}")
-        detail = ": ".join(x for x in (self.reason, self.message) if x)
-        return Problem(reason, ", ".join(bits) + (f": {detail}" if detail else ""))
-
-
-@dataclass(frozen=True)
-class ManifestView:
-    uri: str
-    rows: int
-    shards: int
-    dim: int
-    format: str
-    bytes: int = 0
 
 
 @dataclass
@@ -166,6 +49,8 @@ class Observed:
     rayjob: RayJobView | None = None
     manifest: ManifestView | None = None
     slurmjob: SlurmJobView | None = None
+    pods: PodsView | None = None  # stage 1's pods, when looked at this pass
+    recheck_after: float | None = None  # seconds until a stuck pod's grace runs out
     waiting: Problem | None = None  # transient: shown in Ready, phase unchanged
     failure: Problem | None = None  # permanent: phase Failed
 
@@ -188,6 +73,16 @@ def manifest_from_status(status: Mapping[str, Any]) -> ManifestView | None:
 
 def is_terminal(status: Mapping[str, Any], generation: int) -> bool:
     return status.get("phase") in TERMINAL and status.get("observedGeneration") == generation
+
+
+def failed_on_stuck_pod(status: Mapping[str, Any]) -> bool:
+    """Whether this status says the run failed because a Ray container was stuck."""
+    pods, ready = condition(status, COND_PODS), condition(status, COND_READY)
+    return (
+        status.get("phase") == "Failed"
+        and pods.get("status") == "False"
+        and ready.get("reason") == pods.get("reason")
+    )
 
 
 def derive_phase(obs: Observed) -> tuple[Phase, Problem | None]:
@@ -263,6 +158,9 @@ def _ready(
         return "True", "Succeeded", f"clustering results at {where}"
     if problem is not None:
         return "False", problem.reason, problem.message
+    if obs.pods is not None and obs.pods.fault is not None:
+        stuck = obs.pods.fault.problem
+        return "False", stuck.reason, stuck.message
     if obs.waiting is not None:
         return "False", obs.waiting.reason, obs.waiting.message
     messages = {
@@ -288,43 +186,18 @@ def _conditions(
                 type=ctype,
                 status=status,
                 reason=reason,
-                message=_clip(message),
+                message=clip(message),
                 last_transition_time=when,
             )
         )
     return out
 
 
-def _ray(rj: RayJobView | None, old: Mapping[str, Any]) -> RayStatus | None:
-    if rj is None:
-        prev = old.get("ray")
-        return RayStatus.model_validate(prev) if isinstance(prev, Mapping) and prev else None
-    return RayStatus(
-        ray_job=rj.name,
-        job_status=rj.job_status or None,
-        job_deployment_status=rj.deployment_status or None,
-        reason=rj.reason or None,
-        message=rj.message or None,
-        start_time=rj.start_time or None,
-        end_time=rj.end_time or None,
-    )
-
-
-def _slurm(sj: SlurmJobView | None, old: Mapping[str, Any]) -> SlurmStatus | None:
-    if sj is None:
-        prev = old.get("slurm")
-        return SlurmStatus.model_validate(prev) if isinstance(prev, Mapping) and prev else None
-    return SlurmStatus(
-        slurm_job=sj.name,
-        phase=sj.phase or None,
-        job_id=sj.job_id,
-        state=sj.state or None,
-        exit_code=sj.exit_code,
-        reason=sj.reason or None,
-        message=sj.message or None,
-        start_time=sj.start_time or None,
-        end_time=sj.end_time or None,
-    )
+def _pods(pods: PodsView) -> tuple[str, str, str]:
+    if pods.fault is not None:
+        stuck = pods.fault.problem
+        return "False", stuck.reason, stuck.message
+    return "True", "NoStuckContainers", "no Ray container is stuck"
 
 
 def _outputs(m: ManifestView | None, output_uri: str | None, phase: Phase) -> Outputs | None:
@@ -357,15 +230,18 @@ def compute_status(
     """The complete new status, as the dict to store under `.status`."""
     phase, problem = derive_phase(observed)
     outputs = _outputs(observed.manifest, output_uri, phase)
-    conditions = _conditions(
-        old,
-        now,
-        [
-            (COND_EMBEDDING, _embedding(observed, problem)),
-            (COND_CLUSTERING, _clustering(observed, phase, problem)),
-            (COND_READY, _ready(observed, phase, problem, outputs)),
-        ],
-    )
+    triples = [
+        (COND_EMBEDDING, _embedding(observed, problem)),
+        (COND_CLUSTERING, _clustering(observed, phase, problem)),
+        (COND_READY, _ready(observed, phase, problem, outputs)),
+    ]
+    if observed.pods is not None:
+        triples.append((COND_PODS, _pods(observed.pods)))
+    conditions = _conditions(old, now, triples)
+    pods_before = condition(old, COND_PODS)
+    if observed.pods is None and pods_before:
+        # Not looked at this pass (stage 1 over, or not started): keep the last word.
+        conditions.append(Condition.model_validate(pods_before))
     started = observed.rayjob is not None or observed.manifest is not None
     start_time = old.get("startTime") or (now if started else None)
     completion = old.get("completionTime") if old.get("phase") in TERMINAL else None
@@ -376,8 +252,8 @@ def compute_status(
         conditions=conditions,
         start_time=start_time,
         completion_time=completion or (now if phase in TERMINAL else None),
-        ray=_ray(observed.rayjob, old),
-        slurm=_slurm(observed.slurmjob, old),
+        ray=ray_status(observed.rayjob, old),
+        slurm=slurm_status(observed.slurmjob, old),
         outputs=outputs,
     )
     return status.model_dump(mode="json", by_alias=True, exclude_none=True)
