@@ -70,6 +70,19 @@ k8s-bins: ## Build kube-apiserver, etcd, kubectl, helm, kwok, KubeRay from Go mo
 test-k8s: install k8s-bins ## Tests against a real kube-apiserver, controller-manager, kwok and the KubeRay operator
 	$(BIN)/pytest -m k8s tests/k8s $(PYTEST_ARGS)
 
+.PHONY: cluster
+cluster: install k8s-bins ## Start a real one-node Kubernetes here (kubelet, containerd, KubeRay) with VectorPipe's images
+	hack/cluster/images.sh build
+	hack/cluster/cluster.sh up
+
+.PHONY: cluster-down
+cluster-down: ## Stop the one-node cluster and remove every trace of it (pods, mounts, network namespace)
+	hack/cluster/cluster.sh down
+
+.PHONY: test-node
+test-node: install k8s-bins ## The node tier: helm install + a pipeline in real pods on the one-node cluster
+	$(BIN)/pytest -m node tests/node $(PYTEST_ARGS)
+
 .PHONY: lua-health
 lua-health: ## Build the gopher-lua harness for the Argo CD health checks (cached)
 	hack/lua/build.sh
