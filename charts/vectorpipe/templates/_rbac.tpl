@@ -27,6 +27,11 @@ the cluster-scoped reads Kopf's resource scanning makes are always a ClusterRole
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["get", "create"]
+# Stage 1's Ray pods (KubeRay's, labelled from our templates): watched, and
+# listed by pipeline to tell a container that cannot start. Read-only.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "watch"]
 {{ include "vectorpipe.eventRules" . }}
 {{- end -}}
 
