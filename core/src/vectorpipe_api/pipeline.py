@@ -6,8 +6,9 @@ pipeline with, what the operator parses a custom resource into, and what
 written twice on purpose, once as CEL (`x-kubernetes-validations`, enforced by
 the API server at admission) and once as a pydantic validator (enforced by the
 local runner, which has no API server); `tests/unit/test_spec_pipeline.py`
-runs the same cases through both paths. The status the operator writes is in
-`vectorpipe_api.pipeline_status`.
+runs the same cases through both paths. `spec.ray` is in
+`vectorpipe_api.pipeline_ray` (re-exported here); the status the operator
+writes is in `vectorpipe_api.pipeline_status`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from vectorpipe_api.base import (
     NAME_PATTERN,
-    QUANTITY_PATTERN,
     TIME_LIMIT_PATTERN,
     URI_PATTERN,
     SpecModel,
@@ -27,6 +27,19 @@ from vectorpipe_api.base import (
 )
 from vectorpipe_api.meta import API_VERSION, PIPELINE_KIND
 from vectorpipe_api.pipeline_names import MAX_RUN_ID, run_identity
+
+# spec.ray lives in its own module; its models stay importable from here.
+from vectorpipe_api.pipeline_ray import AutoscalerSpec as AutoscalerSpec
+from vectorpipe_api.pipeline_ray import DeletionCondition as DeletionCondition
+from vectorpipe_api.pipeline_ray import DeletionRule as DeletionRule
+from vectorpipe_api.pipeline_ray import DeletionStrategySpec as DeletionStrategySpec
+from vectorpipe_api.pipeline_ray import PodResourcesSpec as PodResourcesSpec
+from vectorpipe_api.pipeline_ray import RaySpec as RaySpec
+from vectorpipe_api.pipeline_ray import ResourcesSpec as ResourcesSpec
+from vectorpipe_api.pipeline_ray import SharedFilesystemSpec as SharedFilesystemSpec
+from vectorpipe_api.pipeline_ray import SubmitterSpec as SubmitterSpec
+from vectorpipe_api.pipeline_ray import TolerationSpec as TolerationSpec
+from vectorpipe_api.pipeline_ray import WorkersSpec as WorkersSpec
 
 
 class S3Options(SpecModel):
@@ -144,68 +157,6 @@ class OutputSpec(SpecModel):
     format: Literal["parquet", "lance"] = Field(default="parquet", description="Shard format.")
     shards: int = Field(
         default=8, ge=1, le=100000, description="Number of shards; the same every run."
-    )
-
-
-class ResourcesSpec(SpecModel):
-    cpu: str = Field(default="1", pattern=QUANTITY_PATTERN, description="CPU request and limit.")
-    memory: str = Field(default="2Gi", pattern=QUANTITY_PATTERN, description="Memory.")
-    ray_start_params: dict[str, str] = Field(
-        default_factory=dict,
-        description="Extra `ray start` parameters for this group's pods (KubeRay rayStartParams).",
-        max_length=64,
-    )
-
-
-class WorkersSpec(ResourcesSpec):
-    replicas: int = Field(default=1, ge=0, le=1000, description="Ray worker pods.")
-
-
-class SharedFilesystemSpec(SpecModel):
-    """A shared file system (FSx for Lustre on EKS) mounted in every Ray pod, so
-    input and output may be paths under it as well as s3:// URIs."""
-
-    claim_name: str = Field(
-        pattern=NAME_PATTERN, max_length=253, description="PersistentVolumeClaim to mount."
-    )
-    mount_path: str = Field(
-        default="/fsx", pattern=r"^/[^\s:]*$", max_length=1024, description="Where it is mounted."
-    )
-    read_only: bool = Field(default=False, description="Mount read-only (input only).")
-
-
-class TolerationSpec(SpecModel):
-    key: str | None = Field(default=None, max_length=316)
-    operator: Literal["Exists", "Equal"] = Field(default="Equal")
-    value: str | None = Field(default=None, max_length=63)
-    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(default=None)
-
-
-class RaySpec(SpecModel):
-    image: str = Field(
-        default="vectorpipe/ray-worker:0.1.0",
-        description="Image with Ray and vectorpipe_workloads.",
-        min_length=1,
-    )
-    ray_version: str = Field(default="2.60.0", description="Ray version in the image.")
-    service_account_name: str | None = Field(
-        default=None, description="ServiceAccount (IRSA) for the Ray pods.", pattern=NAME_PATTERN
-    )
-    head: ResourcesSpec = Field(default_factory=ResourcesSpec)
-    workers: WorkersSpec = Field(default_factory=WorkersSpec)
-    shutdown_after_job_finishes: bool = Field(default=True)
-    ttl_seconds_after_finished: int = Field(default=600, ge=0, le=604800)
-    active_deadline_seconds: int | None = Field(default=None, ge=1, le=2592000)
-    backoff_limit: int = Field(default=0, ge=0, le=10, description="RayJob retries.")
-    batch_size: int = Field(
-        default=65536, ge=256, le=4_194_304, description="Reads per record batch."
-    )
-    shared_filesystem: SharedFilesystemSpec | None = Field(default=None)
-    node_selector: dict[str, str] = Field(
-        default_factory=dict, description="Node labels the Ray pods must run on.", max_length=32
-    )
-    tolerations: list[TolerationSpec] = Field(
-        default_factory=list, description="Taints the Ray pods tolerate.", max_length=32
     )
 
 

@@ -25,7 +25,7 @@ from vectorpipe_api.meta import (
     RAYJOB_KIND,
     SLURMJOB_KIND,
 )
-from vectorpipe_api.pipeline import ResourcesSpec
+from vectorpipe_operator.builders_ray import ray_cluster_spec, submitter_pod_template
 from vectorpipe_operator.resources import (
     CONFIG_FILE,
     CONFIG_MOUNT,
@@ -38,10 +38,6 @@ from vectorpipe_operator.resources import (
     Pipeline,
 )
 from vectorpipe_workloads.manifest import kmeans_argv
-
-CONFIG_VOLUME = "pipeline"
-SHARED_VOLUME = "shared-fs"
-WORKER_GROUP = "workers"
 
 
 def owner_reference(p: Pipeline) -> dict[str, Any]:
@@ -108,99 +104,51 @@ def etl_entrypoint() -> str:
     )
 
 
-def _s3_env(p: Pipeline) -> list[dict[str, str]]:
-    # The ETL reads spec.s3 from the mounted pipeline file; the environment
-    # also points botocore's default chain (and any tool in the image, such as
-    # `ray job submit`'s working-dir upload) at the same place. Stage 2 gets
-    # the same settings as flags (`kmeans_argv`), the one way they reach it.
-    env = []
-    if p.spec.s3.endpoint_url:
-        env.append({"name": "AWS_ENDPOINT_URL_S3", "value": p.spec.s3.endpoint_url})
-    if p.spec.s3.region:
-        env.append({"name": "AWS_REGION", "value": p.spec.s3.region})
-    return env
+def rayjob_metadata(p: Pipeline) -> dict[str, Any]:
+    """The RayJob's metadata: `spec.ray.labels`/`annotations` under the operator's own.
 
-
-def _ray_pod_template(p: Pipeline, container: str, res: ResourcesSpec) -> dict[str, Any]:
-    quantity = {"cpu": res.cpu, "memory": res.memory}
-    spec: dict[str, Any] = {
-        "containers": [
-            {
-                "name": container,
-                "image": p.spec.ray.image,
-                # Requests equal limits: Ray sizes its resources from the limits.
-                "resources": {"requests": dict(quantity), "limits": dict(quantity)},
-                "volumeMounts": [
-                    {"name": CONFIG_VOLUME, "mountPath": CONFIG_MOUNT, "readOnly": True}
-                ],
-            }
-        ],
-        "volumes": [{"name": CONFIG_VOLUME, "configMap": {"name": p.configmap_name}}],
-    }
-    env = _s3_env(p)
-    if env:
-        spec["containers"][0]["env"] = env
+    Ours win a clash: the operator finds its children, and its watches select
+    them, by these labels. A queue label (kueue.x-k8s.io/queue-name) passes
+    through, which is all Kueue needs to admit the RayJob.
+    """
     ray = p.spec.ray
-    if ray.service_account_name:
-        spec["serviceAccountName"] = ray.service_account_name
-    if ray.shared_filesystem:
-        fs = ray.shared_filesystem
-        spec["volumes"].append(
-            {
-                "name": SHARED_VOLUME,
-                "persistentVolumeClaim": {"claimName": fs.claim_name, "readOnly": fs.read_only},
-            }
-        )
-        spec["containers"][0]["volumeMounts"].append(
-            {"name": SHARED_VOLUME, "mountPath": fs.mount_path, "readOnly": fs.read_only}
-        )
-    if ray.node_selector:
-        spec["nodeSelector"] = dict(ray.node_selector)
-    if ray.tolerations:
-        spec["tolerations"] = [
-            t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in ray.tolerations
-        ]
-    return {"metadata": {"labels": labels(p, "ray")}, "spec": spec}
+    meta = _metadata(p, p.rayjob_name, "etl")
+    meta["labels"] = {**ray.labels, **meta["labels"]}
+    if ray.annotations:
+        meta["annotations"] = dict(ray.annotations)
+    return meta
 
 
 def build_rayjob(p: Pipeline) -> dict[str, Any]:
-    """Stage 1: a KubeRay RayJob whose entrypoint runs the ETL over the mounted pipeline YAML."""
+    """Stage 1: a KubeRay RayJob whose entrypoint runs the ETL over the mounted pipeline YAML.
+
+    Its pods (head, workers, submitter, the autoscaler sidecar) are built in
+    `builders_ray`, each fit for Pod Security `restricted`.
+    """
     ray = p.spec.ray
-    cluster: dict[str, Any] = {
-        "rayVersion": ray.ray_version,
-        "headGroupSpec": {
-            "rayStartParams": dict(ray.head.ray_start_params),
-            "template": _ray_pod_template(p, "ray-head", ray.head),
-        },
-    }
-    if ray.workers.replicas > 0:
-        n = ray.workers.replicas
-        cluster["workerGroupSpecs"] = [
-            {
-                "groupName": WORKER_GROUP,
-                "replicas": n,
-                "minReplicas": n,
-                "maxReplicas": n,
-                "rayStartParams": dict(ray.workers.ray_start_params),
-                "template": _ray_pod_template(p, "ray-worker", ray.workers),
-            }
-        ]
     spec: dict[str, Any] = {
         "entrypoint": etl_entrypoint(),
         "submissionMode": "K8sJobMode",
         "shutdownAfterJobFinishes": ray.shutdown_after_job_finishes,
         "backoffLimit": ray.backoff_limit,
-        "rayClusterSpec": cluster,
+        "rayClusterSpec": ray_cluster_spec(p, labels(p, "ray")),
+        "submitterPodTemplate": submitter_pod_template(p, labels(p, "ray-submitter")),
     }
     # KubeRay refuses a TTL on a cluster it is told to keep.
     if ray.shutdown_after_job_finishes:
         spec["ttlSecondsAfterFinished"] = ray.ttl_seconds_after_finished
     if ray.active_deadline_seconds is not None:
         spec["activeDeadlineSeconds"] = ray.active_deadline_seconds
+    if ray.runtime_env_yaml:
+        spec["runtimeEnvYAML"] = ray.runtime_env_yaml
+    if ray.deletion_strategy is not None:
+        # Rules only (KubeRay's RayJobDeletionPolicy feature gate); the model
+        # has already required shutdownAfterJobFinishes: false, hence no TTL.
+        spec["deletionStrategy"] = ray.deletion_strategy.model_dump(mode="json", by_alias=True)
     return {
         "apiVersion": f"{RAY_GROUP}/{RAY_VERSION}",
         "kind": RAYJOB_KIND,
-        "metadata": _metadata(p, p.rayjob_name, "etl"),
+        "metadata": rayjob_metadata(p),
         "spec": spec,
     }
 
