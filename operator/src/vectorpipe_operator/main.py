@@ -31,7 +31,6 @@ from vectorpipe_operator.reconcile import HANDLER_BACKOFF, HANDLER_TIMEOUT, RETR
 from vectorpipe_operator.resources import LABEL_MANAGED_BY, LABEL_PIPELINE, MANAGER
 
 OURS = {LABEL_PIPELINE: kopf.PRESENT}
-OUR_PODS = {LABEL_MANAGED_BY: MANAGER, LABEL_PIPELINE: kopf.PRESENT}
 
 
 def register(registry: kopf.OperatorRegistry) -> None:
@@ -65,7 +64,9 @@ def register(registry: kopf.OperatorRegistry) -> None:
         backoff=backoff,
     )(slurmjob.on_slurmjob_status)
     kopf.on.event(*pipelines, registry=registry)(delete.on_pipeline_event)
-    kopf.on.event(*PODS, labels=OUR_PODS, registry=registry)(pod.on_pod_event)
+    kopf.on.event(
+        *PODS, labels={LABEL_MANAGED_BY: MANAGER, LABEL_PIPELINE: kopf.PRESENT}, registry=registry
+    )(pod.on_pod_event)
 
 
 register(kopf.get_default_registry())
