@@ -5,7 +5,7 @@
 #
 #   hack/cluster/cluster.sh up       start it (idempotent); prints how to use it
 #   hack/cluster/cluster.sh down     stop it and remove every trace (pods, mounts, netns)
-#   hack/cluster/cluster.sh env      print its settings as KEY=VALUE (source-able)
+#   hack/cluster/cluster.sh env      print its settings as `export KEY=VALUE` lines
 #   hack/cluster/cluster.sh status   nodes and pods, or "down"
 #
 # What runs, all built from Go modules (hack/k8s/build.sh) or Debian packages:
@@ -13,8 +13,8 @@
 #   kube-proxy (iptables mode) as processes; containerd 1.6 + runc + the CNI
 #   `bridge` plugin from Debian; CoreDNS and the KubeRay operator as pods.
 # Networking: everything lives in the network namespace `vp-<name>` that this
-# script creates (`ip netns add`): the node's address NODE_IP on a dummy
-# interface, the pods on the bridge vp0 (POD_CIDR), Services in SVC_CIDR. The
+# script creates (`ip netns add`): the node's address NODE_IP on a veth
+# whose both ends stay in the namespace, the pods on the bridge vp0 (POD_CIDR), Services in SVC_CIDR. The
 # namespace has no route out and no link to the root namespace; kubectl on this
 # machine reaches the API server through hack/cluster/forward.py (127.0.0.1 in
 # the root namespace -> NODE_IP:6443 in the cluster's), like `kubectl
@@ -98,12 +98,12 @@ print_env() {
   local port=""
   [[ -f "$DIR/forward.ready" ]] && port=$(head -n 1 "$DIR/forward.ready" | cut -d= -f1)
   cat <<EOF
-KUBECONFIG=$DIR/kubeconfig
-VECTORPIPE_CLUSTER_DIR=$DIR
-VECTORPIPE_CLUSTER_NETNS=$NETNS
-VECTORPIPE_CLUSTER_NODE_IP=$NODE_IP
-VECTORPIPE_CLUSTER_API_PORT=$port
-VECTORPIPE_CLUSTER_CONTAINERD=$DIR/containerd.sock
+export KUBECONFIG=$DIR/kubeconfig
+export VECTORPIPE_CLUSTER_DIR=$DIR
+export VECTORPIPE_CLUSTER_NETNS=$NETNS
+export VECTORPIPE_CLUSTER_NODE_IP=$NODE_IP
+export VECTORPIPE_CLUSTER_API_PORT=$port
+export VECTORPIPE_CLUSTER_CONTAINERD=$DIR/containerd.sock
 EOF
 }
 
@@ -195,11 +195,14 @@ start_network() {
   fi
   ip -n "$NS" link set lo up
   if ! ip -n "$NS" link show vpnode0 >/dev/null 2>&1; then
-    ip -n "$NS" link add vpnode0 type dummy
+    # The node's own interface: a veth pair with both ends in the namespace
+    # (this kernel has no `dummy` driver); it leads nowhere.
+    ip -n "$NS" link add vpnode0 type veth peer name vpnode1
     ip -n "$NS" addr add "$NODE_IP/32" dev vpnode0
+    ip -n "$NS" link set vpnode1 up
     ip -n "$NS" link set vpnode0 up
     # Processes on the node (the API server calling a webhook Service) look up
-    # a route before kube-proxy's DNAT: give Service IPs one, on the dummy.
+    # a route before kube-proxy's DNAT: give Service IPs one, on that veth.
     ip -n "$NS" route add "$SVC_CIDR" dev vpnode0
   fi
   # Forwarding between the pod bridge and the node's own addresses, and

@@ -59,8 +59,10 @@ class NodeCluster:
     def up(self) -> NodeCluster:
         _run([str(IMAGES_SH), "build"], env=self.script_env)
         out = _run([str(CLUSTER_SH), "up"], env=self.script_env)
-        self.env = dict(
-            line.split("=", 1) for line in out.splitlines() if "=" in line and line[0].isupper()
+        exports = [line.removeprefix("export ") for line in out.splitlines()]
+        self.env = dict(line.split("=", 1) for line in exports if line.startswith("VECTORPIPE_"))
+        self.env["KUBECONFIG"] = next(
+            line.split("=", 1)[1] for line in exports if line.startswith("KUBECONFIG=")
         )
         return self
 
