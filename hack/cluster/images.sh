@@ -22,7 +22,8 @@
 # runAsNonRoot can be verified) and carry the sha256 of their input (binary or
 # pause.c) plus the recipe in the label io.vectorpipe.build-inputs; one is
 # rebuilt only when that differs. Our own images are hack/images/build.sh's,
-# which caches by content the same way. Needs the binaries of hack/k8s/build.sh
+# which caches by content the same way (its output: cluster-images/build-NAME.log
+# in the cache, its build log: images/logs/NAME.log). Needs the binaries of hack/k8s/build.sh
 # (run it first), gcc with a static libc (libc6-dev).
 #
 # import: an image whose reference containerd's k8s.io namespace already holds,
