@@ -11,7 +11,7 @@ PACKAGES=(
   openmpi-bin libopenmpi-dev
   slurm-wlm slurmrestd slurm-wlm-jwt-plugin munge
   buildah debootstrap
-  containerd runc containernetworking-plugins iptables conntrack iproute2 util-linux
+  containerd runc containernetworking-plugins iptables conntrack iproute2 util-linux gcc libc6-dev
   art-nextgen-simulation-tools kmer-examples bowtie2-examples
   lua5.1 jq shellcheck nginx openssl
 )

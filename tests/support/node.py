@@ -45,7 +45,7 @@ def _run(argv: list[str], env: dict[str, str] | None = None, timeout: float = 18
 
 @dataclass
 class NodeCluster:
-    name: str = "vptest"
+    name: str = field(default_factory=lambda: os.environ.get("VECTORPIPE_NODE_CLUSTER", "vptest"))
     env: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -67,6 +67,8 @@ class NodeCluster:
         return self
 
     def down(self) -> None:
+        if os.environ.get("VECTORPIPE_CLUSTER_KEEP") == "1":
+            return  # for debugging: `hack/cluster/cluster.sh down` later
         subprocess.run([str(CLUSTER_SH), "down"], env=self.script_env, check=False, timeout=300)
 
     @property

@@ -434,3 +434,23 @@ def test_active_deadline_seconds_is_passed_and_bounded() -> None:
     # KubeRay refuses a deadline that is not positive.
     with pytest.raises(ValidationError):
         spec(activeDeadlineSeconds=0)
+
+
+def test_s3_credentials_secret_reaches_every_ray_pod_by_reference() -> None:
+    body = {
+        "metadata": {"name": "gut", "namespace": "team-a", "uid": UID},
+        "spec": {
+            "input": {"uri": "s3://reads/in/"},
+            "output": {"uri": "s3://reads/out/"},
+            "s3": {"endpointUrl": "http://minio:9000", "credentialsSecretRef": {"name": "minio"}},
+        },
+    }
+    rj = builders.build_rayjob(Pipeline.from_body(body))
+    for name, (template, _) in pods(rj).items():
+        container = template["spec"]["containers"][0]
+        assert container["envFrom"] == [{"secretRef": {"name": "minio"}}], name
+        # By reference only: no key or value of the Secret is copied into the RayJob.
+        assert not any(e["name"].startswith("AWS_ACCESS") for e in container["env"]), name
+    # Without the reference the pods use the default chain (IRSA): no envFrom at all.
+    plain = builders.build_rayjob(pipeline())
+    assert all("envFrom" not in t["spec"]["containers"][0] for t, _ in pods(plain).values())

@@ -42,6 +42,10 @@ from vectorpipe_api.pipeline_ray import TolerationSpec as TolerationSpec
 from vectorpipe_api.pipeline_ray import WorkersSpec as WorkersSpec
 
 
+class SecretNameRef(SpecModel):
+    name: str = Field(pattern=NAME_PATTERN, max_length=253)
+
+
 class S3Options(SpecModel):
     """How to reach S3. Empty means the default AWS chain (IRSA on EKS)."""
 
@@ -55,6 +59,13 @@ class S3Options(SpecModel):
         default_factory=list,
         description="If set, input and output URIs must name one of these buckets.",
         max_length=64,
+    )
+    credentials_secret_ref: SecretNameRef | None = Field(
+        default=None,
+        description="A Secret in the pipeline's namespace whose keys (AWS_ACCESS_KEY_ID, "
+        "AWS_SECRET_ACCESS_KEY, optionally AWS_SESSION_TOKEN) become the environment of the "
+        "Ray pods (envFrom), for S3-compatible stores without IRSA. Stage 2 takes its "
+        "identity from the compute nodes (instance role) or the bridge's job environment.",
     )
 
 

@@ -136,6 +136,8 @@ def _pod_spec(p: Pipeline, container: dict[str, Any], res: PodResourcesSpec) -> 
     ray = p.spec.ray
     container["securityContext"] = container_security_context()
     container["env"] = [{"name": "HOME", "value": HOME}, *s3_env(p)]
+    if p.spec.s3.credentials_secret_ref:
+        container["envFrom"] = [{"secretRef": {"name": p.spec.s3.credentials_secret_ref.name}}]
     container["volumeMounts"] = [*container.get("volumeMounts", []), *_scratch_mounts()]
     spec: dict[str, Any] = {
         "securityContext": pod_security_context(),
