@@ -53,15 +53,12 @@ def vectorpipe_release(node_cluster: NodeCluster, node_services: NetnsServices) 
     info = node_services.info
     job_env = f"PATH={VENV_BIN}:/usr/local/bin:/usr/bin:/bin"
     node_cluster.helm(
-        "install", RELEASE, "charts/vectorpipe", "--namespace", RELEASE_NS, "--create-namespace",
+        "upgrade", "--install", RELEASE, "charts/vectorpipe", "--namespace", RELEASE_NS,
+        "--create-namespace",
         "--set", "operator.image.repository=localhost/vectorpipe/operator",
         "--set", "operator.image.tag=dev",
         "--set", "slurmBridge.image.repository=localhost/vectorpipe/slurm-bridge",
         "--set", "slurmBridge.image.tag=dev",
-        "--set", f"slurm.endpoint={info['rest_url']}",
-        "--set", "slurm.user=root",
-        "--set", "slurm.token.create=true",
-        "--set", f"slurm.token.value={info['token']}",
         # Slurm runs on the node itself here (as root, the only user this machine
         # has for it): the jobs find the repository's venv and the S3 API's keys
         # the way ParallelCluster's compute nodes find their software and role.
@@ -70,6 +67,15 @@ def vectorpipe_release(node_cluster: NodeCluster, node_services: NetnsServices) 
         "--set-string", "slurmBridge.jobEnv.AWS_ACCESS_KEY_ID=testing",
         "--set-string", "slurmBridge.jobEnv.AWS_SECRET_ACCESS_KEY=testing",
         "--set", "slurmBridge.extraArgs={--mpirun-allow-run-as-root}",
+        # A Ray image that cannot start fails its pipeline after this (tests/node faults).
+        "--set", "operator.podStartTimeoutSeconds=45",
+        # KubeRay's operator here is its own kustomize deployment, not its chart.
+        "--set", "networkPolicy.kuberay.namespace=kuberay-system",
+        "--set", "networkPolicy.kuberay.podLabels.app\\.kubernetes\\.io/name=kuberay",
+        # The operator reads each run's manifest from S3 with its own identity
+        # (IRSA on its service account on EKS): here the S3 API's dummy keys.
+        "--set-json", 'operator.env=[{"name": "AWS_ACCESS_KEY_ID", "value": "testing"},'
+        ' {"name": "AWS_SECRET_ACCESS_KEY", "value": "testing"}]',
         "--wait", "--timeout", "10m",
     )  # fmt: skip
     return RELEASE_NS

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from slurm_bridge.client import SlurmRestClient, static_token
 from tests.support.bridge import slurm_jobs_of
@@ -34,7 +35,8 @@ RAY_IMAGE = "localhost/vectorpipe/ray-worker:dev"
 TIMEOUT = 1200.0
 
 
-def restricted_namespace(cluster: NodeCluster, name: str) -> str:
+def restricted_namespace(cluster: NodeCluster, services: NetnsServices, name: str) -> str:
+    """A pipelines namespace as the README sets one up: Pod Security, the Slurm token, S3 keys."""
     cluster.kubectl("create", "namespace", name)
     cluster.kubectl(
         "label", "namespace", name,
@@ -47,6 +49,10 @@ def restricted_namespace(cluster: NodeCluster, name: str) -> str:
         "-n", name, "create", "secret", "generic", "s3-credentials",
         "--from-literal=AWS_ACCESS_KEY_ID=testing",
         "--from-literal=AWS_SECRET_ACCESS_KEY=testing",
+    )  # fmt: skip
+    cluster.kubectl(
+        "-n", name, "create", "secret", "generic", "slurm-jwt",
+        f"--from-literal=token={services.info['token']}",
     )  # fmt: skip
     return name
 
@@ -80,6 +86,8 @@ def pipeline_body(name: str, services: NetnsServices, bucket: str, **ray: Any) -
             "ray": ray_spec,
             "hpc": {
                 "slurm": {
+                    "endpoint": info["rest_url"],
+                    "tokenSecretRef": {"name": "slurm-jwt"},
                     "user": "root",
                     "nodes": 1,
                     "ntasksPerNode": 2,
@@ -162,7 +170,7 @@ def test_release_pods_are_ready_and_helm_test_passes(
 def test_pipeline_runs_end_to_end_in_real_pods(
     node_cluster: NodeCluster, node_services: NetnsServices, vectorpipe_release: str, tmp_path: Path
 ) -> None:
-    ns = restricted_namespace(node_cluster, "pipelines-e2e")
+    ns = restricted_namespace(node_cluster, node_services, "pipelines-e2e")
     bucket = "vp-node-e2e"
     upload_reads(node_services, bucket)
     body = pipeline_body("e2e", node_services, bucket)
@@ -171,9 +179,11 @@ def test_pipeline_runs_end_to_end_in_real_pods(
     # KubeRay makes the head, worker and submitter pods from our image, and they
     # run: the kubelet admitted them under `restricted`.
     seen: dict[str, str] = {}
+    labels: dict[str, dict[str, str]] = {}
 
     def ray_pods_ran() -> bool:
         for p in pods(node_cluster, ns, "app.kubernetes.io/managed-by=vectorpipe-operator"):
+            labels[p["metadata"]["name"]] = p["metadata"]["labels"]
             for c in p["status"].get("containerStatuses", []):
                 if c.get("state", {}).get("running") or c.get("state", {}).get("terminated"):
                     seen[p["metadata"]["name"]] = c["image"]
@@ -212,6 +222,20 @@ def test_pipeline_runs_end_to_end_in_real_pods(
     )
     assert (metrics["rows"], metrics["dim"], metrics["clusters"]) == (15000, 137, 3), metrics
     assert metrics["ranks"] == 2, metrics
+
+    # The chart's NetworkPolicy for this namespace is admitted and selects the
+    # Ray head and workers (not the submitter, which only calls the head). The
+    # `bridge` CNI here does not enforce it (docs/security.md).
+    policy = node_cluster.helm(
+        "template", "vp", "charts/vectorpipe", "--namespace", vectorpipe_release,
+        "--show-only", "templates/networkpolicy.yaml", "--set", f"networkPolicy.namespaces={{{ns}}}",
+    )  # fmt: skip
+    (tmp_path / "policy.yaml").write_text(policy)
+    node_cluster.kubectl("apply", "-f", str(tmp_path / "policy.yaml"))
+    docs = [d for d in yaml.safe_load_all(policy) if d and d["metadata"]["namespace"] == ns]
+    selector = docs[0]["spec"]["podSelector"]["matchLabels"]
+    selected = {n for n, lab in labels.items() if selector.items() <= lab.items()}
+    assert selected == set(heads) | set(workers), (selected, sorted(labels))
 
     # Deleting the pipeline takes the SlurmJob with it (finalizer, then owner references).
     node_cluster.kubectl("-n", ns, "delete", "vectorpipeline", "e2e", "--wait=true", timeout=300)

@@ -137,6 +137,8 @@ class NetnsServices:
         work = self.cluster.dir / "services"
         work.mkdir(exist_ok=True)
         ready, fwd_ready = work / "ready.json", work / "forward.ready"
+        for stale in (ready, fwd_ready):
+            stale.unlink(missing_ok=True)
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         log = open(work / "services.log", "ab")  # noqa: SIM115 - the child owns it
         self._procs.append(

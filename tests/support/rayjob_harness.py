@@ -1,7 +1,12 @@
 """The honest stand-in for KubeRay's pods: run a RayJob's own entrypoint with a local Ray.
 
-There is no container runtime here, so a RayJob's head pod never runs. This
-harness does what that pod would: for each RayJob in one namespace it takes
+The real path runs in the `node` tier (tests/node/: kubelet, containerd, KubeRay
+making the Ray pods, the end-to-end test). This harness stays for the tiers on
+the kwok control plane where a test needs something pods cannot give cheaply:
+a broken input file driven through the operator to a Failed pipeline in
+seconds (tests/faults/test_etl_faults.py), and the harness's own checks of the
+environment a pod declares (tests/k8s/test_operator_harness.py). It does what
+the head pod would: for each RayJob in one namespace it takes
 the ConfigMaps mounted into the head container, writes their data into a
 temporary directory, and runs the RayJob's `spec.entrypoint` as a subprocess
 with every mount path rewritten to that directory (and `python` to this
