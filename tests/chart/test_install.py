@@ -122,6 +122,7 @@ def test_default_render_is_valid_for_the_api_server(
             "clusterrolebinding.rbac.authorization.k8s.io/vp-dry-vectorpipe-operator-scanning",
             "clusterrolebinding.rbac.authorization.k8s.io/vp-dry-vectorpipe-slurm-bridge",
             "clusterrolebinding.rbac.authorization.k8s.io/vp-dry-vectorpipe-slurm-bridge-scanning",
+            "networkpolicy.networking.k8s.io/vp-dry-vectorpipe-ray",
             "service/vp-dry-vectorpipe-operator-metrics",
             "service/vp-dry-vectorpipe-slurm-bridge-metrics",
             "deployment.apps/vp-dry-vectorpipe-operator",
@@ -268,10 +269,14 @@ OPERATOR_USES = [
     *[
         (v, r, "")
         for r in ("rayjobs.ray.io", "slurmjobs.vectorpipe.io")
-        for v in ("get", "list", "watch", "create", "patch")
+        for v in ("get", "list", "watch", "create", "patch", "delete")
     ],
     ("get", "configmaps", ""),
     ("create", "configmaps", ""),
+    # A new spec.runId, or a Ray pod that cannot start, ends a run by deleting its children.
+    ("delete", "configmaps", ""),
+    # Ray pods are watched and listed to tell a container that cannot start.
+    *[(v, "pods", "") for v in ("get", "list", "watch")],
     *[(v, r, "") for r in ("events", "events.events.k8s.io") for v in ("create", "patch")],
     ("list", "customresourcedefinitions.apiextensions.k8s.io", ""),
     ("watch", "customresourcedefinitions.apiextensions.k8s.io", ""),
@@ -292,6 +297,7 @@ BOTH_DENIED = [
     ("get", "secrets/other-secret", ""),
     ("create", "pods", ""),
     ("create", "pods", "exec"),
+    ("delete", "pods", ""),
     ("delete", "namespaces", ""),
     ("create", "namespaces", ""),
     ("create", "customresourcedefinitions.apiextensions.k8s.io", ""),
@@ -302,10 +308,7 @@ BOTH_DENIED = [
     ("impersonate", "serviceaccounts", ""),
     ("create", "serviceaccounts", "token"),
     ("delete", "vectorpipelines.vectorpipe.io", ""),
-    ("delete", "rayjobs.ray.io", ""),
-    ("delete", "slurmjobs.vectorpipe.io", ""),
     ("update", "configmaps", ""),
-    ("delete", "configmaps", ""),
     ("list", "configmaps", ""),
     ("delete", "events", ""),
     ("get", "nodes", ""),
@@ -319,6 +322,10 @@ BRIDGE_DENIED = [
     ("get", "vectorpipelines.vectorpipe.io", ""),
     ("create", "rayjobs.ray.io", ""),
     ("get", "configmaps", ""),
+    ("delete", "rayjobs.ray.io", ""),
+    ("delete", "slurmjobs.vectorpipe.io", ""),
+    ("delete", "configmaps", ""),
+    ("list", "pods", ""),
 ]
 NAMESPACE_READS = [("list", "namespaces", ""), ("watch", "namespaces", "")]
 

@@ -200,9 +200,11 @@ def test_pipeline_runs_end_to_end_in_real_pods(
     outputs = vp["status"]["outputs"]
     assert outputs["rows"] == 15000, outputs
     assert outputs["dim"] == 137, outputs
-    rayjob = vp["status"].get("rayJob", {})
-    assert rayjob.get("rayClusterName"), rayjob
-    assert rayjob.get("jobId"), rayjob
+    # The RayJob mirror names what KubeRay made for this run.
+    mirror = vp["status"]["ray"]
+    assert mirror["rayClusterName"].startswith("e2e-etl-"), mirror
+    assert mirror["jobId"], mirror
+    assert all(n.startswith(mirror["rayClusterName"]) for n in heads + workers), (mirror, seen)
 
     sj = node_cluster.get("slurmjob", "-n", ns, "e2e-kmeans")
     assert sj["status"]["phase"] == "Succeeded", sj["status"]

@@ -18,15 +18,18 @@ the cluster-scoped reads Kopf's resource scanning makes are always a ClusterRole
 - apiGroups: ["vectorpipe.io"]
   resources: ["vectorpipelines/finalizers"]
   verbs: ["update"]
+# delete: a new spec.runId ends the previous run's children, and a Ray pod that
+# cannot start ends the run by deleting its RayJob (KubeRay then removes the
+# RayCluster and its pods).
 - apiGroups: ["vectorpipe.io"]
   resources: ["slurmjobs"]
-  verbs: ["get", "list", "watch", "create", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["ray.io"]
   resources: ["rayjobs"]
-  verbs: ["get", "list", "watch", "create", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["configmaps"]
-  verbs: ["get", "create"]
+  verbs: ["get", "create", "delete"]
 # Stage 1's Ray pods (KubeRay's, labelled from our templates): watched, and
 # listed by pipeline to tell a container that cannot start. Read-only.
 - apiGroups: [""]
