@@ -81,6 +81,15 @@ def vectorpipe_release(node_cluster: NodeCluster, node_services: NetnsServices) 
     return RELEASE_NS
 
 
+@pytest.fixture
+def pipelines_namespaces(node_cluster: NodeCluster) -> Iterator[list[str]]:
+    """Namespaces a test creates, deleted after it so their pods free the node's two CPUs."""
+    names: list[str] = []
+    yield names
+    for name in names:
+        node_cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]

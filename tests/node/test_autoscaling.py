@@ -28,9 +28,15 @@ pytestmark = [pytest.mark.node, pytest.mark.slow, pytest.mark.timeout(2400)]
 
 
 def test_the_autoscaler_adds_a_worker_under_load(
-    node_cluster: NodeCluster, node_services: NetnsServices, vectorpipe_release: str, tmp_path: Path
+    node_cluster: NodeCluster,
+    node_services: NetnsServices,
+    vectorpipe_release: str,
+    tmp_path: Path,
+    pipelines_namespaces: list[str],
 ) -> None:
-    ns = restricted_namespace(node_cluster, node_services, "pipelines-autoscale")
+    ns = restricted_namespace(
+        node_cluster, node_services, "pipelines-autoscale", pipelines_namespaces
+    )
     bucket = "vp-node-autoscale"
     upload_reads(node_services, bucket)
     body = pipeline_body(

@@ -35,9 +35,15 @@ RAY_IMAGE = "localhost/vectorpipe/ray-worker:dev"
 TIMEOUT = 1200.0
 
 
-def restricted_namespace(cluster: NodeCluster, services: NetnsServices, name: str) -> str:
-    """A pipelines namespace as the README sets one up: Pod Security, the Slurm token, S3 keys."""
+def restricted_namespace(
+    cluster: NodeCluster, services: NetnsServices, name: str, cleanup: list[str]
+) -> str:
+    """A pipelines namespace as the README sets one up: Pod Security, the Slurm token, S3 keys.
+
+    It goes on `cleanup` (the `pipelines_namespaces` fixture), deleted after the test.
+    """
     cluster.kubectl("create", "namespace", name)
+    cleanup.append(name)
     cluster.kubectl(
         "label", "namespace", name,
         "pod-security.kubernetes.io/enforce=restricted",
@@ -168,9 +174,13 @@ def test_release_pods_are_ready_and_helm_test_passes(
 
 
 def test_pipeline_runs_end_to_end_in_real_pods(
-    node_cluster: NodeCluster, node_services: NetnsServices, vectorpipe_release: str, tmp_path: Path
+    node_cluster: NodeCluster,
+    node_services: NetnsServices,
+    vectorpipe_release: str,
+    tmp_path: Path,
+    pipelines_namespaces: list[str],
 ) -> None:
-    ns = restricted_namespace(node_cluster, node_services, "pipelines-e2e")
+    ns = restricted_namespace(node_cluster, node_services, "pipelines-e2e", pipelines_namespaces)
     bucket = "vp-node-e2e"
     upload_reads(node_services, bucket)
     body = pipeline_body("e2e", node_services, bucket)

@@ -50,9 +50,15 @@ def condition(vp: dict[str, Any], ctype: str) -> dict[str, Any]:
 
 
 def test_an_image_that_cannot_start_fails_the_pipeline_with_the_pod_and_reason(
-    node_cluster: NodeCluster, node_services: NetnsServices, vectorpipe_release: str, tmp_path: Path
+    node_cluster: NodeCluster,
+    node_services: NetnsServices,
+    vectorpipe_release: str,
+    tmp_path: Path,
+    pipelines_namespaces: list[str],
 ) -> None:
-    ns = restricted_namespace(node_cluster, node_services, "pipelines-badimage")
+    ns = restricted_namespace(
+        node_cluster, node_services, "pipelines-badimage", pipelines_namespaces
+    )
     body = pipeline_body(
         "badimage", node_services, "vp-node-badimage", image="localhost/vectorpipe/missing:dev"
     )
@@ -102,9 +108,13 @@ def _read_ids(services: NetnsServices, bucket: str, manifest_key: str) -> list[s
 
 
 def test_a_killed_worker_and_a_deleted_operator_pod_lose_and_repeat_nothing(
-    node_cluster: NodeCluster, node_services: NetnsServices, vectorpipe_release: str, tmp_path: Path
+    node_cluster: NodeCluster,
+    node_services: NetnsServices,
+    vectorpipe_release: str,
+    tmp_path: Path,
+    pipelines_namespaces: list[str],
 ) -> None:
-    ns = restricted_namespace(node_cluster, node_services, "pipelines-chaos")
+    ns = restricted_namespace(node_cluster, node_services, "pipelines-chaos", pipelines_namespaces)
     bucket = "vp-node-chaos"
     upload_reads(node_services, bucket)
     body = pipeline_body("chaos", node_services, bucket)
@@ -158,9 +168,13 @@ def test_a_killed_worker_and_a_deleted_operator_pod_lose_and_repeat_nothing(
 
 
 def test_deleting_a_running_pipeline_removes_its_ray_pods(
-    node_cluster: NodeCluster, node_services: NetnsServices, vectorpipe_release: str, tmp_path: Path
+    node_cluster: NodeCluster,
+    node_services: NetnsServices,
+    vectorpipe_release: str,
+    tmp_path: Path,
+    pipelines_namespaces: list[str],
 ) -> None:
-    ns = restricted_namespace(node_cluster, node_services, "pipelines-delete")
+    ns = restricted_namespace(node_cluster, node_services, "pipelines-delete", pipelines_namespaces)
     body = pipeline_body("gone", node_services, "vp-node-delete")
     upload_reads(node_services, "vp-node-delete")
     apply(node_cluster, ns, body, tmp_path)

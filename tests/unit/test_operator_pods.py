@@ -359,3 +359,23 @@ def test_rechecks_keep_one_timer_per_pipeline() -> None:
     assert r.pending() == [("ns", "b")]
     r.cancel_all()
     assert r.pending() == []
+
+
+def test_an_unschedulable_pod_is_shown_but_never_final() -> None:
+    """The scheduler's words reach the condition; a cluster autoscaler may still add a node."""
+    pod = make_pod(f"{CLUSTER}-workers-worker-1", container="ray-worker")
+    message = "0/1 nodes are available: 1 Insufficient cpu."
+    pod["status"] = {
+        "phase": "Pending",
+        "conditions": [
+            {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+             "message": message},
+        ],
+    }  # fmt: skip
+    view = pods.diagnose([make_pod(), pod])
+    assert view.fault is not None
+    assert (view.fault.pod, view.fault.reason) == (pod["metadata"]["name"], "Unschedulable")
+    assert message in view.fault.problem.message
+    far_later = "2031-01-01T00:00:00+00:00"
+    assert pods.remaining(view.fault, far_later, grace=1.0, backoff_limit=0) is None
+    assert not pods.is_final(view.fault, far_later, grace=1.0, backoff_limit=0)

@@ -20,6 +20,11 @@ A container is stuck while its state is `waiting` with one of `STUCK_REASONS`.
   (else its creation). The grace covers what fixes itself: a registry
   hiccup, a Secret an external controller creates a little later.
 
+A pod the scheduler cannot place (PodScheduled False, reason Unschedulable:
+no node with the CPU or memory asked for) is shown the same way but is never
+final: a cluster autoscaler (Karpenter, the cluster-autoscaler) may add the
+node, and a finished pipeline elsewhere may free one.
+
 Terminating pods are skipped (a previous run's pods, a cluster being torn
 down), and so are pods of another RayCluster than the RayJob's current one.
 Nothing here talks to the API or reads the clock.
@@ -42,6 +47,7 @@ CONTAINER_REASONS = frozenset(
     {"CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
 )
 CRASH_LOOP = "CrashLoopBackOff"
+UNSCHEDULABLE = "Unschedulable"
 STUCK_REASONS = IMAGE_REASONS | CONTAINER_REASONS | {CRASH_LOOP}
 POD_START_TIMEOUT = 300.0
 LABEL_RAY_CLUSTER = "ray.io/cluster"
@@ -100,6 +106,20 @@ def _stuck(pod: Mapping[str, Any]) -> PodFault | None:
                     restarts=_restarts(cs),
                     since=since,
                 )
+    for cond in st.get("conditions") or []:
+        if (
+            isinstance(cond, Mapping)
+            and cond.get("type") == "PodScheduled"
+            and cond.get("status") == "False"
+            and cond.get("reason") == UNSCHEDULABLE
+        ):
+            return PodFault(
+                pod=text(meta, "name"),
+                container="-",
+                reason=UNSCHEDULABLE,
+                message=text(cond, "message"),
+                since=since,
+            )
     return None
 
 
@@ -140,6 +160,8 @@ def remaining(fault: PodFault, now: str, grace: float, backoff_limit: int) -> fl
     """Seconds until the fault becomes final; 0 if it is; None if time does not decide it."""
     if fault.reason == CRASH_LOOP:
         return 0.0 if fault.restarts > backoff_limit else None
+    if fault.reason == UNSCHEDULABLE:
+        return None  # shown, never final (see the module docstring)
     elapsed = _seconds(fault.since, now) if fault.since else None
     if elapsed is None:
         return 0.0 if grace <= 0 else grace  # no start time: count from this look
