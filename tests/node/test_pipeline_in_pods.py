@@ -240,6 +240,7 @@ def test_pipeline_runs_end_to_end_in_real_pods(
     # `bridge` CNI here does not enforce it (docs/security.md).
     policy = node_cluster.helm(
         "template", "vp", "charts/vectorpipe", "--namespace", vectorpipe_release,
+        "--kube-version", json.loads(node_cluster.kubectl("get", "--raw", "/version"))["gitVersion"],
         "--show-only", "templates/networkpolicy.yaml", "--set", f"networkPolicy.namespaces={{{ns}}}",
     )  # fmt: skip
     (tmp_path / "policy.yaml").write_text(policy)
