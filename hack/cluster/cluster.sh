@@ -386,6 +386,16 @@ down_quiet() {
   for c in /sys/fs/cgroup/*/"$CGROUP"; do
     [[ -d "$c" ]] && find "$c" -depth -type d -exec rmdir {} \; 2>/dev/null || true
   done
+  # Pod network namespaces: containerd's CRI plugin makes one per pod under
+  # /run/netns (cni-<uuid>) and removes it only through the kubelet; the pods
+  # were killed above, so remove those holding an address of this cluster's
+  # pod range.
+  local pns prefix=${POD_CIDR%.*}.
+  for pns in $(ip netns list 2>/dev/null | awk '/^cni-/ {print $1}'); do
+    if ip -n "$pns" -4 -o addr show 2>/dev/null | grep -qF " $prefix"; then
+      ip netns del "$pns" 2>/dev/null || true
+    fi
+  done
   [[ -e "$NETNS" ]] && ip netns del "$NS" 2>/dev/null || true
   rm -rf "$DIR"
 }
