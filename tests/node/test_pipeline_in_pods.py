@@ -22,8 +22,6 @@ from typing import Any
 import pytest
 import yaml
 
-from slurm_bridge.client import SlurmRestClient, static_token
-from tests.support.bridge import slurm_jobs_of
 from tests.support.node import NetnsServices, NodeCluster
 from vectorpipe_workloads.manifest import clustering_uri
 
@@ -218,11 +216,7 @@ def test_pipeline_runs_end_to_end_in_real_pods(
 
     sj = node_cluster.get("slurmjob", "-n", ns, "e2e-kmeans")
     assert sj["status"]["phase"] == "Succeeded", sj["status"]
-    info = node_services.info
-    with SlurmRestClient(
-        node_services.local["rest_url"], "root", static_token(info["token"])
-    ) as rest:
-        jobs = slurm_jobs_of(rest, sj["metadata"]["uid"])
+    jobs = node_services.slurm_jobs(sj["metadata"]["uid"])
     assert len(jobs) == 1, jobs
     assert jobs[0].state == "COMPLETED", jobs[0]
 

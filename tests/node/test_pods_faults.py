@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 
-from slurm_bridge.client import SlurmRestClient, static_token
 from tests.node.test_pipeline_in_pods import (
     apply,
     phase,
@@ -28,7 +27,6 @@ from tests.node.test_pipeline_in_pods import (
     restricted_namespace,
     upload_reads,
 )
-from tests.support.bridge import slurm_jobs_of
 from tests.support.node import NetnsServices, NodeCluster
 
 pytestmark = [pytest.mark.node, pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(2400)]
@@ -160,10 +158,7 @@ def test_a_killed_worker_and_a_deleted_operator_pod_lose_and_repeat_nothing(
 
     assert len(node_cluster.get("rayjobs", "-n", ns)["items"]) <= 1
     sj = node_cluster.get("slurmjob", "-n", ns, "chaos-kmeans")
-    with SlurmRestClient(
-        node_services.local["rest_url"], "root", static_token(node_services.info["token"])
-    ) as rest:
-        jobs = slurm_jobs_of(rest, sj["metadata"]["uid"])
+    jobs = node_services.slurm_jobs(sj["metadata"]["uid"])
     assert len(jobs) == 1, jobs
 
 

@@ -209,6 +209,15 @@ class NetnsServices:
                     p.wait()
         self._procs.clear()
 
+    def slurm_jobs(self, uid: str) -> list[Any]:
+        """The Slurm jobs carrying a SlurmJob's UID, as slurmrestd reports them."""
+        from slurm_bridge.client import SlurmRestClient, static_token
+        from tests.support.bridge import slurm_jobs_of
+
+        token = static_token(self.info["token"])
+        with SlurmRestClient(self.local["rest_url"], "root", token) as rest:
+            return list(slurm_jobs_of(rest, uid))
+
     def s3_client(self) -> Any:
         import boto3
 
