@@ -92,14 +92,15 @@ def test_an_image_that_cannot_start_fails_the_pipeline_with_the_pod_and_reason(
     )
 
 
-def _read_ids(services: NetnsServices, bucket: str, manifest_key: str) -> list[str]:
+def _read_ids(services: NetnsServices, bucket: str, prefix: str) -> list[str]:
+    """Every read id in the shards the run's manifest lists (paths relative to `prefix`)."""
     import pyarrow.parquet as pq
 
     s3c = services.s3_client()
-    manifest = json.loads(s3c.get_object(Bucket=bucket, Key=manifest_key)["Body"].read())
+    raw = s3c.get_object(Bucket=bucket, Key=f"{prefix}_manifest.json")["Body"].read()
     ids: list[str] = []
-    for shard in manifest["shards"]:
-        key = shard["path"].removeprefix(f"s3://{bucket}/")
+    for shard in json.loads(raw)["shards"]:
+        key = prefix + shard["path"].rsplit("/", 1)[-1]
         table = pq.read_table(io.BytesIO(s3c.get_object(Bucket=bucket, Key=key)["Body"].read()))
         ids += table.column("read_id").to_pylist()
     return ids
@@ -151,7 +152,7 @@ def test_a_killed_worker_and_a_deleted_operator_pod_lose_and_repeat_nothing(
     assert op_pods[0]["metadata"]["name"] not in {p["metadata"]["name"] for p in new_ops}
 
     out_prefix = body["spec"]["output"]["uri"].removeprefix(f"s3://{bucket}/")
-    ids = _read_ids(node_services, bucket, f"{out_prefix}_manifest.json")
+    ids = _read_ids(node_services, bucket, out_prefix)
     assert len(ids) == 15000, len(ids)
     assert len(set(ids)) == len(ids), "a read was written twice"
     assert vp["status"]["outputs"]["rows"] == 15000
