@@ -75,8 +75,16 @@ def test_create_makes_an_owned_rayjob_with_the_right_spec(
     assert workers["replicas"] == 2
     worker = workers["template"]["spec"]["containers"][0]
     assert worker["resources"]["limits"] == {"cpu": "2", "memory": "4Gi"}
-    assert head["volumes"] == [{"name": "pipeline", "configMap": {"name": "r1-pipeline"}}]
-    assert head["containers"][0]["volumeMounts"][0]["mountPath"] == "/etc/vectorpipe"
+    # The pipeline file, plus the scratch space a read-only root needs (/tmp, /dev/shm).
+    volumes = {v["name"]: v for v in head["volumes"]}
+    assert volumes["pipeline"] == {"name": "pipeline", "configMap": {"name": "r1-pipeline"}}
+    assert (
+        head["volumes"]
+        == expected["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]["volumes"]
+    )
+    mounts = {m["mountPath"]: m["name"] for m in head["containers"][0]["volumeMounts"]}
+    assert mounts["/etc/vectorpipe"] == "pipeline"
+    assert {"/tmp", "/dev/shm"} <= set(mounts), mounts
 
     cm = cluster.must("configmap", "r1-pipeline")
     assert owner_of(cm) == [("VectorPipeline", "r1", uid, True)]
