@@ -321,6 +321,11 @@ class RayJobHarness:
     def environment(self, rayjob: Mapping[str, Any]) -> dict[str, str]:
         """The entrypoint's whole environment: basics, identity, the pod's env, Ray's address."""
         env = {**self.basics, **self.credentials, **self.pod_env(rayjob)}
+        # The pod's HOME is its /tmp emptyDir (a read-only root); on the host the
+        # entrypoint keeps this process's HOME, where Ray's auth token lives, as
+        # every other mount path is mapped to a host directory.
+        if "HOME" in self.basics:
+            env["HOME"] = self.basics["HOME"]
         env.pop("RAY_ADDRESS", None)
         if self.ray_address:
             env.update({k: os.environ[k] for k in RAY_AUTH if k in os.environ})
